@@ -1,0 +1,1 @@
+"""Dataset tools: augmentation, synthetic masks, scraping, validation, splits, synthetic scenes."""

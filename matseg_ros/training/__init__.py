@@ -1,0 +1,1 @@
+"""The bundled training module: datasets, transforms, losses, metrics, schedules, trainer, export."""
