@@ -1,0 +1,48 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from matseg_ros.fileio import atomic_write_text, sanitize_filename
+from matseg_ros.masks import MaskError, decode_mask, read_mask, write_mask
+
+
+def test_palette_round_trip(tmp_path, materials, rng):
+    ids = rng.integers(0, 9, size=(31, 47), dtype=np.uint8)
+    write_mask(tmp_path / "m.png", ids, materials)
+    back, ignored = read_mask(tmp_path / "m.png", materials)
+    assert np.array_equal(back, ids) and ignored == 0
+    assert not list(tmp_path.glob(".*tmp*"))
+
+
+def test_antialiased_edges_go_to_nearest_class_and_far_colours_to_ignore(materials):
+    rgb = np.zeros((1, 4, 3), dtype=np.uint8)
+    rgb[0, 0] = (236, 70, 70)      # plastic exactly
+    rgb[0, 1] = (230, 80, 75)      # anti-aliased plastic: distance ~12.7
+    rgb[0, 2] = (128, 128, 128)    # nearest is metal (120,122,145) at ~19.6 -> metal
+    rgb[0, 3] = (255, 255, 255)    # VOC "void" border: far from everything -> ignore
+    ids, ignored = decode_mask(rgb, materials)
+    assert ids.tolist() == [[6, 6, 4, 255]] and ignored == 1
+
+
+def test_index_png_keeps_ids_and_ignores_unknown(tmp_path, materials):
+    ids = np.array([[0, 3, 8], [255, 42, 1]], dtype=np.uint8)
+    Image.fromarray(ids, mode="L").save(tmp_path / "i.png")
+    back, ignored = read_mask(tmp_path / "i.png", materials)
+    assert back.tolist() == [[0, 3, 8], [255, 255, 1]] and ignored == 1
+
+
+def test_unreadable_mask_names_the_file(tmp_path, materials):
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    with pytest.raises(MaskError, match="bad.png: cannot read mask"):
+        read_mask(tmp_path / "bad.png", materials)
+    with pytest.raises(MaskError, match="gone.png: mask file not found"):
+        read_mask(tmp_path / "gone.png", materials)
+
+
+def test_atomic_write_and_sanitize(tmp_path):
+    atomic_write_text(tmp_path / "sub" / "a.txt", "hello")
+    assert (tmp_path / "sub" / "a.txt").read_text() == "hello"
+    assert sanitize_filename("../../etc/passwd") == "etc_passwd"
+    assert sanitize_filename("Métal scratched?.jpg") == "Metal_scratched_.jpg"
+    assert sanitize_filename("...") == "file"
+    assert "/" not in sanitize_filename("a/b\\c") and len(sanitize_filename("x" * 500)) <= 120
