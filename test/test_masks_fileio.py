@@ -46,3 +46,26 @@ def test_atomic_write_and_sanitize(tmp_path):
     assert sanitize_filename("Métal scratched?.jpg") == "Metal_scratched_.jpg"
     assert sanitize_filename("...") == "file"
     assert "/" not in sanitize_filename("a/b\\c") and len(sanitize_filename("x" * 500)) <= 120
+
+
+def test_layout_split_and_images(tmp_path):
+    import cv2
+
+    from matseg_ros import dataset_layout as L
+
+    L.write_split(tmp_path, "train", ["a", "b"])
+    assert L.read_split(tmp_path, "train") == ["a", "b"]
+    with pytest.raises(L.DatasetError, match="val.txt: split file not found .*train"):
+        L.read_split(tmp_path, "val")
+    L.image_dir(tmp_path).mkdir()
+    img = np.zeros((4, 5, 3), np.uint8)
+    img[..., 0] = 200  # red in RGB
+    cv2.imwrite(str(L.image_dir(tmp_path) / "a.png"), img[..., ::-1])
+    assert L.find_image(tmp_path, "a").name == "a.png"
+    assert L.read_rgb(L.find_image(tmp_path, "a"))[0, 0].tolist() == [200, 0, 0]
+    (L.image_dir(tmp_path) / "b.jpg").write_bytes(b"junk")
+    with pytest.raises(L.DatasetError, match="b.jpg: cannot decode"):
+        L.read_rgb(L.find_image(tmp_path, "b"))
+    with pytest.raises(L.DatasetError, match="image not found for id 'c'"):
+        L.find_image(tmp_path, "c")
+    assert L.list_ids(L.image_dir(tmp_path)) == ["a", "b"]
