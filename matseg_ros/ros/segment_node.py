@@ -120,6 +120,8 @@ class SegmentNode(Node):
             except Exception as exc:  # rclpy's InvalidParameter(Value|Type)Exception and kin
                 raise StartupError(f"parameter {name}: {exc}") from exc
             values[name] = param.value
+            if name == "model_path" and not param.value:  # "" in a params file: the shipped model
+                values[name] = _default_model_path()
             reason = node_params.validate(name, param.value)
             if reason:
                 raise StartupError(f"parameter {reason}")
