@@ -34,8 +34,9 @@ class OutputCollector(Node):
     and /diagnostics of one segment_node; `outputs` chooses which image/JSON topics."""
 
     def __init__(self, node: str = "/matseg", outputs: Iterable[str] = ("raw", "colored", "overlay", "materials"),
-                 camera_topic: str | None = None, name: str = "matseg_output_collector") -> None:
-        super().__init__(name)
+                 camera_topic: str | None = None, name: str = "matseg_output_collector",
+                 **node_kwargs: Any) -> None:
+        super().__init__(name, **node_kwargs)
         self.lock = threading.Lock()
         self.received: dict[str, dict[tuple[int, int], tuple[Any, float]]] = {}
         self.camera: dict[tuple[int, int], float] = {}
