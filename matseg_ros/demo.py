@@ -128,14 +128,14 @@ def run(args: argparse.Namespace) -> int:
     import rclpy
     from rclpy.signals import SignalHandlerOptions
 
-    from .ros.output_collector import OutputCollector, wait_until
+    from .ros.output_collector import BackgroundSpinner, OutputCollector, wait_until
 
     logs = out / "logs"
     logs.mkdir(exist_ok=True)
     children: list[subprocess.Popen] = []
     rclpy.init(signal_handler_options=SignalHandlerOptions.NO)  # Ctrl-C stays a KeyboardInterrupt
     collector = OutputCollector(NODE, outputs=("colored", "overlay", "materials"), camera_topic=CAMERA_TOPIC)
-    spin = _Spinner(collector)
+    spin = BackgroundSpinner(collector)
     try:
         node_log = logs / "segment_node.log"
         children.append(subprocess.Popen(
@@ -176,32 +176,6 @@ def run(args: argparse.Namespace) -> int:
         rclpy.try_shutdown()
     print_report(summary, out)
     return 0 if summary["frames_segmented"] > 0 else 1
-
-
-class _Spinner:
-    """Spins a node on a background thread so the main thread can wait on processes."""
-
-    def __init__(self, node: Any) -> None:
-        import threading
-
-        from rclpy.executors import SingleThreadedExecutor
-        self.executor = SingleThreadedExecutor()
-        self.executor.add_node(node)
-        self.thread = threading.Thread(target=self._spin, daemon=True)
-        self._running = True
-        self.thread.start()
-
-    def _spin(self) -> None:
-        while self._running:
-            try:
-                self.executor.spin_once(timeout_sec=0.05)
-            except Exception:  # context shut down under us: stop quietly
-                return
-
-    def stop(self) -> None:
-        self._running = False
-        self.thread.join(timeout=2.0)
-        self.executor.shutdown()
 
 
 def _settle(collector: Any) -> None:

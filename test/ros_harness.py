@@ -108,3 +108,27 @@ def scene(rng: np.random.Generator, height: int = 48, width: int = 64) -> np.nda
     big = np.kron(blocks, np.ones((height // 4 + 1, width // 4 + 1, 1), dtype=np.uint8))[:height, :width]
     noise = rng.integers(-20, 21, (height, width, 3))
     return np.clip(big.astype(int) + noise, 0, 255).astype(np.uint8)
+
+
+def write_image_bag(path, frames, storage):
+    """A rosbag2 (rosbags) with /cam/image_raw rgb8 frames (stamps 50+i s, 7 ns), a /note
+    String after each, and a last image whose data is too short."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from rosbags.typesys import Stores, get_typestore
+    TS = get_typestore(Stores.ROS2_KILTED)
+    Image, String = TS.types["sensor_msgs/msg/Image"], TS.types["std_msgs/msg/String"]
+    Header, Time = TS.types["std_msgs/msg/Header"], TS.types["builtin_interfaces/msg/Time"]
+    plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
+    with Writer(path, version=9, storage_plugin=plugin) as writer:
+        cam = writer.add_connection("/cam/image_raw", "sensor_msgs/msg/Image", typestore=TS)
+        note = writer.add_connection("/note", "std_msgs/msg/String", typestore=TS)
+        for i, rgb in enumerate(frames):
+            t = 1_000_000_000 + i * 100_000_000
+            header = Header(stamp=Time(sec=50 + i, nanosec=7), frame_id="cam")
+            msg = Image(header=header, height=rgb.shape[0], width=rgb.shape[1], encoding="rgb8",
+                        is_bigendian=0, step=rgb.shape[1] * 3, data=rgb.reshape(-1).copy())
+            writer.write(cam, t, TS.serialize_cdr(msg, "sensor_msgs/msg/Image"))
+            writer.write(note, t + 1, TS.serialize_cdr(String(data=f"n{i}"), "std_msgs/msg/String"))
+        broken = Image(header=Header(stamp=Time(sec=99, nanosec=0), frame_id="cam"), height=4, width=4,
+                       encoding="rgb8", is_bigendian=0, step=12, data=np.zeros(5, np.uint8))
+        writer.write(cam, 2_000_000_000, TS.serialize_cdr(broken, "sensor_msgs/msg/Image"))

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from ros_harness import RosHarness, image_msg, scene, start_node, stop
+from ros_harness import RosHarness, image_msg, scene, start_node, stop, write_image_bag
 
 pytestmark = pytest.mark.ros
 
@@ -111,3 +111,32 @@ def test_a_slow_model_processes_only_the_newest_frame_with_bounded_latency(harne
     assert wait_until(lambda: collector.count("raw") == processed, 5)
     # a depth-10 queue would wait ~10 model times; newest-only waits at most ~one
     assert s["latency_p95_ms"] < 1000 * (4 * delay + 0.3), s
+
+
+def test_camera_replay_passes_bag_images_through_with_recorded_stamps(harness, tmp_path, rng):
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from rclpy.node import Node
+    from sensor_msgs.msg import Image
+
+    from matseg_ros.ros.output_collector import wait_until
+    frames = [scene(rng, 30, 40) for _ in range(3)]
+    write_image_bag(tmp_path / "bag", frames, "mcap")  # 3 good frames, then one with a broken length
+    got = []
+    sink = harness.add(Node("replay_sink", context=harness.context))
+    sink.create_subscription(Image, "/replayed/image_raw", got.append,
+                             QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+    replay = start_node("camera_replay", "matseg_ros.ros.camera_replay",
+                        {"source": tmp_path / "bag", "topic": "/cam/image_raw", "rate_hz": 20.0,
+                         "keep_stamps": True, "frame_id": "replayed", "qos_reliability": "reliable",
+                         "wait_for_subscribers": 1}, {"camera/image_raw": "/replayed/image_raw"},
+                        log=tmp_path / "replay.log")
+    try:
+        assert replay.wait(60) == 0, (tmp_path / "replay.log").read_text()
+    finally:
+        stop(replay)
+    assert wait_until(lambda: len(got) == 4, 5), len(got)
+    for i, rgb in enumerate(frames):
+        assert (got[i].header.stamp.sec, got[i].header.stamp.nanosec) == (50 + i, 7)
+        assert got[i].header.frame_id == "replayed" and got[i].encoding == "rgb8"
+        np.testing.assert_array_equal(np.frombuffer(bytes(got[i].data), np.uint8).reshape(30, 40, 3), rgb)
+    assert len(got[3].data) == 5  # passed through unchanged: judging frames is the node's job

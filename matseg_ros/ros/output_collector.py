@@ -99,6 +99,31 @@ class OutputCollector(Node):
             return default
 
 
+class BackgroundSpinner:
+    """Spins nodes on a background thread so the main thread can wait on processes."""
+
+    def __init__(self, *nodes: Node) -> None:
+        from rclpy.executors import SingleThreadedExecutor
+        self.executor = SingleThreadedExecutor(context=nodes[0].context)
+        for node in nodes:
+            self.executor.add_node(node)
+        self._running = True
+        self.thread = threading.Thread(target=self._spin, daemon=True)
+        self.thread.start()
+
+    def _spin(self) -> None:
+        while self._running:
+            try:
+                self.executor.spin_once(timeout_sec=0.05)
+            except Exception:  # the context was shut down under us: stop quietly
+                return
+
+    def stop(self) -> None:
+        self._running = False
+        self.thread.join(timeout=2.0)
+        self.executor.shutdown()
+
+
 def wait_until(predicate: Callable[[], bool], timeout: float, poll: float = 0.02) -> bool:
     """Poll `predicate` (another thread spins the nodes) until true or `timeout` s passed."""
     end = time.monotonic() + timeout
