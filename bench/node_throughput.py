@@ -18,7 +18,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -171,55 +170,57 @@ def pct(values, q) -> float:
     return float(np.percentile(values, q)) * 1e3 if len(values) else float("nan")
 
 
-def bench_throughput(model: Path, imgs, seconds: float, tmp: Path) -> None:
+def bench_throughput(model: Path, imgs, seconds: float, tmp: Path, rounds: int = 3) -> None:
+    """Alternates bare-engine and node windows (the machine's load drifts) and pairs each
+    node round trip with a bare predict of the same frame."""
     from matseg_ros.engine import load_engine
     from matseg_ros.ros.output_collector import wait_until
     engine = load_engine(model, device="cpu")
-    times, start_t, i = [], time.perf_counter(), 0
-    while time.perf_counter() - start_t < seconds:
-        t = time.perf_counter()
-        engine.predict(imgs[i % len(imgs)])
-        times.append(time.perf_counter() - t)
-        i += 1
-    bare_fps = i / (time.perf_counter() - start_t)
-    bare = np.array(times)
-
     log = tmp / "node_tp.log"
     proc = start(node_cmd(model, "bench_tp"), log)
     driver = Driver("bench_tp")
+    window = seconds / rounds
+    bare_fps, node_fps, bare_t, added, node_diag = [], [], [], [], []
     try:
         wait_ready(driver, proc, "bench_tp", log)
-        # 2: one frame at a time, node-internal latency from its diagnostics
-        for k in range(min(200, max(50, int(seconds * bare_fps / 2)))):
+        for _ in range(rounds):
+            t0, i = time.perf_counter(), 0
+            while time.perf_counter() - t0 < window:
+                engine.predict(imgs[i % len(imgs)])
+                i += 1
+            bare_fps.append(i / (time.perf_counter() - t0))
+            period = 1.0 / (1.5 * bare_fps[-1])  # input faster than the model
+            before, t0, k = driver.collector.count("raw"), time.monotonic(), 0
+            while time.monotonic() - t0 < window:
+                driver.send(driver.message(imgs[k % len(imgs)]))
+                k += 1
+                time.sleep(max(0.0, t0 + k * period - time.monotonic()))
+            wait_until(lambda: False, 0.5)  # the frame in flight
+            node_fps.append((driver.collector.count("raw") - before) / (time.monotonic() - t0 - 0.5))
+            time.sleep(0.5)
+        for k in range(100):  # one frame at a time: bare predict, then the node on the same frame
+            t = time.perf_counter()
+            engine.predict(imgs[k % len(imgs)])
+            bare_t.append(time.perf_counter() - t)
             msg = driver.message(imgs[k % len(imgs)])
-            driver.send(msg)
             key = (msg.header.stamp.sec, msg.header.stamp.nanosec)
-            wait_until(lambda: driver.collector.get("raw", key) is not None, 5, poll=0.0005)
-        time.sleep(1.5)
-        node_p50, node_p95 = driver.collector.diag("latency_p50_ms"), driver.collector.diag("latency_p95_ms")
-        e2e = driver.latencies()
-        # 1: input faster than the model; count outputs over the window
-        period = 1.0 / (1.5 * bare_fps)
-        before = driver.collector.count("raw")
-        t0 = time.monotonic()
-        k = 0
-        while time.monotonic() - t0 < seconds:
-            msg = driver.message(imgs[k % len(imgs)])
             driver.send(msg)
-            k += 1
-            time.sleep(max(0.0, t0 + k * period - time.monotonic()))
-        elapsed = time.monotonic() - t0
-        node_fps = (driver.collector.count("raw") - before) / elapsed
+            wait_until(lambda: driver.collector.get("raw", key) is not None, 5, poll=0.0002)
+            added.append(driver.collector.received["raw"][key][1] - driver.sent[key] - bare_t[-1])
+        time.sleep(1.5)
+        node_diag = [driver.collector.diag("latency_p50_ms"), driver.collector.diag("latency_p95_ms")]
     finally:
         driver.close()
         stop(proc)
+    ratios = [n / b for n, b in zip(node_fps, bare_fps)]
     h, w = imgs[0].shape[:2]
-    print(f"[1] throughput at {w}x{h} ({model.name}): bare engine {bare_fps:.1f} frames/s, node "
-          f"{node_fps:.1f} frames/s (input {1 / period:.0f} Hz, raw mask only) -> ratio {node_fps / bare_fps:.3f}")
-    print(f"[2] latency one frame at a time: bare predict p50 {pct(bare, 50):.2f} ms p95 {pct(bare, 95):.2f} ms; "
-          f"node receipt->publish p50 {node_p50:.2f} ms p95 {node_p95:.2f} ms -> added p50 "
-          f"{node_p50 - pct(bare, 50):.2f} ms p95 {node_p95 - pct(bare, 95):.2f} ms; "
-          f"publisher->subscriber round trip p50 {pct(e2e, 50):.2f} ms p95 {pct(e2e, 95):.2f} ms")
+    print(f"[1] throughput at {w}x{h} ({model.name}), input 1.5x the model's rate, raw mask subscribed: "
+          + "; ".join(f"bare {b:.1f} / node {n:.1f} frames/s" for b, n in zip(bare_fps, node_fps))
+          + f" -> node/bare median {np.median(ratios):.3f}")
+    print(f"[2] one frame at a time: bare predict p50 {pct(bare_t, 50):.2f} ms p95 {pct(bare_t, 95):.2f} ms; "
+          f"node receipt->publish (its /diagnostics) p50 {node_diag[0]:.2f} ms p95 {node_diag[1]:.2f} ms; "
+          f"publish->mask received minus bare predict of the same frame: p50 {pct(added, 50):.2f} ms "
+          f"p95 {pct(added, 95):.2f} ms")
 
 
 def bench_overload(model: Path, imgs, seconds: float, tmp: Path) -> None:
@@ -289,6 +290,8 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=5000, help="frames for the memory part")
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of the rate parts")
     parser.add_argument("--size", default="480x640", help="frame HxW")
+    parser.add_argument("--parts", default="1,3,4", help="which parts to run: 1 (throughput and latency, "
+                        "also prints 2), 3 (overload), 4 (memory)")
     parser.add_argument("--naive-node", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--name", default="bench_naive", help=argparse.SUPPRESS)
     args, _ = parser.parse_known_args()
@@ -302,9 +305,13 @@ def main() -> int:
         slow = args.model or tiny_model(tmp, (480, 640))
         print(f"machine: {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}; ROS_DOMAIN_ID "
               f"{os.environ['ROS_DOMAIN_ID']}", flush=True)
-        bench_throughput(fast, imgs, args.seconds, tmp)
-        bench_overload(slow, imgs, args.seconds, tmp)
-        bench_memory(fast, imgs, args.frames, tmp)
+        parts = set(args.parts.split(","))
+        if "1" in parts:
+            bench_throughput(fast, imgs, args.seconds, tmp)
+        if "3" in parts:
+            bench_overload(slow, imgs, args.seconds, tmp)
+        if "4" in parts:
+            bench_memory(fast, imgs, args.frames, tmp)
     return 0
 
 
