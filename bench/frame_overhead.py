@@ -125,7 +125,8 @@ def variants(materials, lut) -> None:
     for name, function in [
         ("colorize: lut[ids] (numpy fancy indexing)", lambda: lut[ids]),
         ("colorize: np.take(lut, ids, axis=0)", lambda: np.take(lut, ids, axis=0)),
-        ("colorize: cv2.LUT(gray->rgb ids, 3-ch table)", lambda: cv2.LUT(cv2.cvtColor(ids, cv2.COLOR_GRAY2RGB), lut3)),
+        ("colorize: cv2.LUT(gray->rgb ids, 3-ch table)",
+         lambda: cv2.LUT(cv2.cvtColor(ids, cv2.COLOR_GRAY2RGB), lut3)),
         ("colorize: 3 x cv2.LUT + cv2.merge  [used]", lambda: colorize(ids, lut)),
         ("summary: np.bincount(ids, weights=conf) alone",
          lambda: np.bincount(ids.ravel(), weights=confidence.ravel(), minlength=256)),
