@@ -14,6 +14,10 @@ from .materials import IGNORE_INDEX, MaterialMap
 
 BACKGROUND_ID = 0
 
+# Up to this many classes, testing each one (a compare and a row reduction, ~0.04 ms at
+# 640×480) is cheaper than one histogram pass (~0.2 ms) to find the absent ones.
+_HISTOGRAM_ABOVE = 12
+
 _KEEP_ORIGINAL = np.zeros(256, dtype=np.uint8)  # ids whose pixels overlay() leaves untouched
 _KEEP_ORIGINAL[[BACKGROUND_ID, IGNORE_INDEX]] = 1
 
@@ -25,13 +29,17 @@ def _check_ids(ids: np.ndarray) -> None:
 
 
 def colorize(ids: np.ndarray, lut: np.ndarray) -> np.ndarray:
-    """H×W×3 uint8 RGB palette image: `lut[ids]`, via cv2.LUT (several times faster)."""
+    """H×W×3 uint8 RGB palette image, `lut[ids]`.
+
+    Three single-channel cv2.LUT calls and a merge: about 2x faster than one 3-channel
+    cv2.LUT and 5-10x faster than numpy indexing (bench/frame_overhead.py).
+    """
     _check_ids(ids)
     lut = np.asarray(lut)
     if lut.shape != (256, 3) or lut.dtype != np.uint8:
         raise ValueError(f"lut must be a (256, 3) uint8 table (MaterialMap.palette_lut()), "
                          f"got {lut.shape} {lut.dtype}")
-    return cv2.LUT(cv2.cvtColor(ids, cv2.COLOR_GRAY2RGB), lut.reshape(256, 1, 3))
+    return cv2.merge([cv2.LUT(ids, np.ascontiguousarray(lut[:, c])) for c in range(3)])
 
 
 def overlay(rgb: np.ndarray, colored: np.ndarray, alpha: float,
@@ -60,32 +68,39 @@ def summarize(ids: np.ndarray, confidence: np.ndarray | None, materials: Materia
     Each entry: id, name, color [r, g, b], pixels, fraction (of all pixels in the frame),
     mean_confidence (None without `confidence`), bbox [x_min, y_min, x_max, y_max]
     (inclusive pixel coordinates) and centroid [x, y]. Exact at full resolution: counts,
-    box and centroid come from per-row and per-column pixel counts of each class.
+    box and centroid come from per-row and per-column pixel counts of each class, the
+    confidence sum from the class's box only.
     """
     _check_ids(ids)
     if confidence is not None and confidence.shape != ids.shape:
         raise ValueError(f"confidence {confidence.shape} does not match ids {ids.shape}")
     height, width = ids.shape
     total = height * width
-    histogram = cv2.calcHist([ids], [0], None, [256], [0, 256]).ravel()
+    candidates = [m for m in materials if m.id != materials.ignore_index]
+    if len(candidates) > _HISTOGRAM_ABOVE:  # many classes: one histogram pass skips the absent
+        histogram = cv2.calcHist([ids], [0], None, [256], [0, 256]).ravel()
+        candidates = [m for m in candidates if histogram[m.id] > 0]
     xs, ys = np.arange(width, dtype=np.int64), np.arange(height, dtype=np.int64)
+    mask = np.empty(ids.shape, dtype=bool)  # one buffer for every class: no per-class allocation
+    mask_u8 = mask.view(np.uint8)
     summary = []
-    for material in materials:
-        if material.id == materials.ignore_index or histogram[material.id] == 0:
-            continue
-        mask = ids == material.id
-        mask_u8 = mask.view(np.uint8)
+    for material in candidates:
+        np.equal(ids, material.id, out=mask)
         per_row = cv2.reduce(mask_u8, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel()
-        per_col = cv2.reduce(mask_u8, 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel()
         pixels = int(per_row.sum(dtype=np.int64))
-        if pixels / total < min_fraction:
+        if pixels == 0 or pixels / total < min_fraction:
             continue
-        rows, cols = np.flatnonzero(per_row), np.flatnonzero(per_col)
-        y0, y1, x0, x1 = int(rows[0]), int(rows[-1]), int(cols[0]), int(cols[-1])
+        rows = np.flatnonzero(per_row)
+        y0, y1 = int(rows[0]), int(rows[-1])
+        per_col = cv2.reduce(mask_u8[y0:y1 + 1], 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel()
+        cols = np.flatnonzero(per_col)
+        x0, x1 = int(cols[0]), int(cols[-1])
         mean_confidence = None
         if confidence is not None:
             box = (slice(y0, y1 + 1), slice(x0, x1 + 1))
-            mean_confidence = float(confidence[box][mask[box]].sum(dtype=np.float64) / pixels)
+            # float32 row sums (no copy of the selected pixels), then a float64 total
+            row_sums = confidence[box].sum(axis=1, where=mask[box])
+            mean_confidence = float(row_sums.sum(dtype=np.float64) / pixels)
         summary.append({
             "id": material.id,
             "name": material.name,
