@@ -120,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     providers = sorted({r["ort_providers"] for r in rows})
     doc = (f"## Model zoo: size and speed\n\nEvery architecture on its default backbone, 9 classes, "
            f"batch 1, {args.size}×{args.size} input; median of {args.repeats} runs after a warm-up "
-           f"(GPU: at least 20). GFLOPs count a multiply-add as 2.\n\n{text}\n\n"
+           f"(GPU: at least 20). GFLOPs count a multiply-add as 2. On a shared machine the ms "
+           f"columns move with the load (see the load average below); compare rows of one run.\n\n{text}\n\n"
            f"Machine: {machine()}. ONNX Runtime providers in use: {', '.join(providers)}.\n\n"
            f"Command: `{command}`\n")
     atomic_write_text(args.output, doc)

@@ -267,3 +267,18 @@ def test_fcn_transposed_convs_start_as_bilinear_upsampling():
     up = bilinear_transposed_conv(3, 4, 2)(x).detach()
     ref = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
     torch.testing.assert_close(up[..., 1:-1, 1:-1], ref[..., 1:-1, 1:-1])
+
+
+def test_state_dict_round_trip_rebuilds_the_same_model(tmp_path):
+    """What a checkpoint relies on: names stable across builds, weights_only-loadable."""
+    torch.manual_seed(6)
+    model = build_model("UperNet", "resnet18", num_classes=4).eval()
+    torch.save(model.state_dict(), tmp_path / "m.pth")
+    state = torch.load(tmp_path / "m.pth", weights_only=True)
+    assert not any(k.startswith("module.") for k in state)
+    torch.manual_seed(7)
+    again = build_model("UperNet", "resnet18", num_classes=4)
+    again.load_state_dict(state, strict=True)
+    x = torch.randn(1, 3, 40, 56)
+    with torch.no_grad():
+        torch.testing.assert_close(again.eval()(x), model(x))
