@@ -11,21 +11,38 @@ from torch import nn
 from .backbones import RESNETS
 from .base import SegmentationModel
 from .deeplabv3plus import DeepLabV3Plus
+from .duc_hdc import DeepLabDUCHDC
+from .enet import ENet
+from .fcn import FCN8s
+from .gcn import GCN
 from .pretrained import load_backbone_weights
 from .pspnet import PSPNet
+from .segnet import SegNet
 from .unet import UNet
+from .upernet import UperNet
 
 # name → (class, valid backbones (None = the architecture's own encoder), default backbone)
 ARCHITECTURES: dict[str, tuple[Callable[..., SegmentationModel], tuple[str | None, ...], str | None]] = {
     "DeepLab": (DeepLabV3Plus, RESNETS + ("xception",), "resnet101"),
     "PSPNet": (PSPNet, RESNETS, "resnet101"),
     "UNet": (UNet, (None,) + RESNETS, None),
+    "SegNet": (SegNet, ("vgg16_bn",), "vgg16_bn"),
+    "FCN8": (FCN8s, ("vgg16",), "vgg16"),
+    "GCN": (GCN, RESNETS, "resnet50"),
+    "UperNet": (UperNet, RESNETS, "resnet101"),
+    "ENet": (ENet, (None,), None),
+    "DeepLab_DUC_HDC": (DeepLabDUCHDC, RESNETS, "resnet101"),
 }
 
 ALIASES: dict[str, str] = {
     "deeplab": "DeepLab", "deeplabv3plus": "DeepLab", "deeplabv3+": "DeepLab", "deeplab_v3_plus": "DeepLab",
     "pspnet": "PSPNet", "psp": "PSPNet",
     "unet": "UNet", "u-net": "UNet",
+    "segnet": "SegNet",
+    "fcn": "FCN8", "fcn8s": "FCN8", "fcn-8s": "FCN8",
+    "gcn": "GCN", "upernet": "UperNet", "enet": "ENet",
+    "duc_hdc": "DeepLab_DUC_HDC", "duc-hdc": "DeepLab_DUC_HDC", "duchdc": "DeepLab_DUC_HDC",
+    "deeplab_duc_hdc": "DeepLab_DUC_HDC",
 }
 
 
