@@ -46,6 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="auto: CUDA when available and n_gpu > 0")
     parser.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="CPU threads for torch (0: torch's default); 1 is fastest on a busy machine")
     add_override_arguments(parser)
 
 
@@ -93,6 +95,8 @@ def train(cfg: dict[str, Any], args: argparse.Namespace, ckpt: dict[str, Any] | 
           info: distributed.DistInfo) -> dict[str, Any]:
     """Run the configured training; returns a summary (best metric, run folder, last metrics)."""
     device = _device(args.device, cfg, info)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     distributed.init(info, device)
     trainer = cfg["trainer"]
     progress_bars = info.is_main and not args.no_progress
