@@ -28,13 +28,13 @@ def bilinear_transposed_conv(channels: int, kernel_size: int, stride: int) -> nn
 
 
 class FCN8sDecoder(nn.Module):
-    def __init__(self, num_classes: int, dropout: float = 0.5) -> None:
+    def __init__(self, num_classes: int, fc_channels: int = 4096, dropout: float = 0.5) -> None:
         super().__init__()
         self.fc = nn.Sequential(
-            nn.Conv2d(512, 4096, 7, padding=3), nn.ReLU(inplace=True), nn.Dropout2d(dropout),
-            nn.Conv2d(4096, 4096, 1), nn.ReLU(inplace=True), nn.Dropout2d(dropout),
+            nn.Conv2d(512, fc_channels, 7, padding=3), nn.ReLU(inplace=True), nn.Dropout2d(dropout),
+            nn.Conv2d(fc_channels, fc_channels, 1), nn.ReLU(inplace=True), nn.Dropout2d(dropout),
         )
-        self.score_fr = nn.Conv2d(4096, num_classes, 1)
+        self.score_fr = nn.Conv2d(fc_channels, num_classes, 1)
         self.score_pool4 = nn.Conv2d(512, num_classes, 1)
         self.score_pool3 = nn.Conv2d(256, num_classes, 1)
         self.upscore2 = bilinear_transposed_conv(num_classes, 4, 2)
@@ -51,6 +51,6 @@ class FCN8sDecoder(nn.Module):
 
 
 class FCN8s(SegmentationModel):
-    def __init__(self, num_classes: int, backbone: str = "vgg16") -> None:
-        super().__init__(get_encoder(backbone), FCN8sDecoder(num_classes),
+    def __init__(self, num_classes: int, backbone: str = "vgg16", fc_channels: int = 4096) -> None:
+        super().__init__(get_encoder(backbone), FCN8sDecoder(num_classes, fc_channels),
                          bilinear_transposed_conv(num_classes, 16, 8), input_divisor=32)
