@@ -93,7 +93,7 @@ SCHEMA: dict[str, Any] = {
         "oversample_threshold": ((FLOAT,), 0.3),
     },
     "inference": {
-        "mode": ((STR,), "single"),
+        "mode": ((STR,), "multiscale"),
         "scales": ((LIST,), [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]),
         "flip": ((BOOL,), True),
         "tile_size": ((INT, NONE), None),
