@@ -195,6 +195,7 @@ def test_train_errors_are_clear(tmp_path, dataset, capsys):
     assert "has 16 images: fewer than train_loader.args.batch_size (64)" in capsys.readouterr().err
 
 
+@pytest.mark.filterwarnings("ignore:This DataLoader will create")  # the config's 8 workers
 def test_seed_example_config_runs_with_sizes_overridden(tmp_path, dataset):
     """The original DeepLab/ResNet-101 config, verbatim but for data_dir, epochs and sizes."""
     rc = cli.main(["train", "--config", str(REPO / "config/train/deeplab_resnet101.json"),
