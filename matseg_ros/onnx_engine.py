@@ -23,6 +23,13 @@ GPU_PROVIDERS = {"TensorrtExecutionProvider", "CUDAExecutionProvider"}
 IDS_NAME, CONFIDENCE_NAME = "matseg_ids", "matseg_confidence"
 
 
+def nvidia_driver_present() -> bool:
+    """True where an NVIDIA kernel driver is loaded. onnxruntime-gpu lists the CUDA provider
+    everywhere and logs library-load errors where it cannot start, so `device=auto` asks
+    for CUDA only where a driver exists."""
+    return Path("/proc/driver/nvidia/version").exists() or Path("/dev/nvidia0").exists()
+
+
 def requested_providers(device: str, providers: tuple[str, ...] | None) -> list[str]:
     if providers:
         unknown = [p for p in providers if p not in PROVIDERS]
@@ -30,7 +37,8 @@ def requested_providers(device: str, providers: tuple[str, ...] | None) -> list[
             raise EngineError(f"unknown provider(s) {unknown}; expected names from {list(PROVIDERS)}")
         names = list(providers)
     else:
-        names = {"auto": ["cuda", "cpu"], "cuda": ["cuda", "cpu"], "cpu": ["cpu"]}[device]
+        auto = ["cuda", "cpu"] if nvidia_driver_present() else ["cpu"]
+        names = {"auto": auto, "cuda": ["cuda", "cpu"], "cpu": ["cpu"]}[device]
     return [PROVIDERS[n] for n in names]
 
 

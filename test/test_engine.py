@@ -94,3 +94,15 @@ def test_torch_checkpoint_errors(tmp_path):
     torch.save({"model": {}, "hook": os.system}, tmp_path / "pickled.pt")  # code by reference
     with pytest.raises(EngineError, match="weights_only=True failed"):
         load_engine(tmp_path / "pickled.pt")
+
+
+def test_provider_request_follows_device(monkeypatch):
+    from matseg_ros import onnx_engine
+
+    monkeypatch.setattr(onnx_engine, "nvidia_driver_present", lambda: False)
+    assert onnx_engine.requested_providers("auto", None) == ["CPUExecutionProvider"]
+    assert onnx_engine.requested_providers("cuda", None) == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    monkeypatch.setattr(onnx_engine, "nvidia_driver_present", lambda: True)
+    assert onnx_engine.requested_providers("auto", None)[0] == "CUDAExecutionProvider"
+    assert onnx_engine.requested_providers("auto", ("tensorrt", "cuda", "cpu")) == [
+        "TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
