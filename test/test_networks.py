@@ -163,7 +163,7 @@ def test_pretrained_errors(tmp_path):
     torch.save(ResNet(34).state_dict(), tmp_path / "r34.pth")
     with pytest.raises(ValueError, match="wrong shape"):
         build_model("PSPNet", "resnet50", pretrained=tmp_path / "r34.pth")
-    with pytest.raises(ValueError, match="local weights file"):
+    with pytest.raises(ValueError, match="own encoder"):
         build_model("ENet", pretrained=tmp_path / "r34.pth")
 
 
@@ -221,6 +221,9 @@ def test_registry_names_and_errors():
         build_model("DeepLab", "resnet18", output_stride=4)
     with pytest.raises(TypeError, match="output_stride"):
         build_model("UNet", output_stride=8)
+    from matseg_ros.networks.backbones import get_encoder
+    with pytest.raises(ValueError, match="output stride 32 only"):
+        get_encoder("vgg16", 16)
     pairs = available_models()
     assert ("DeepLab", "xception") in pairs and ("UNet", None) in pairs and ("ENet", None) in pairs
     assert len(pairs) == len(set(pairs)) == 35

@@ -40,6 +40,7 @@ class SegmentationModel(nn.Module):
         self.freeze_bn = False
         self.arch = type(self).__name__
         self.backbone_name: str | None = None
+        self.pretrained_report = None  # set by build_model(pretrained=...)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         height, width = x.shape[-2], x.shape[-1]
@@ -51,7 +52,7 @@ class SegmentationModel(nn.Module):
             return logits, aux
         return logits
 
-    def _to_input(self, logits: torch.Tensor, padded: torch.Tensor, height, width) -> torch.Tensor:
+    def _to_input(self, logits: torch.Tensor, padded: torch.Tensor, height: int, width: int) -> torch.Tensor:
         logits = F.interpolate(logits, size=padded.shape[-2:], mode="bilinear", align_corners=False)
         if self.input_divisor > 1:
             logits = logits[:, :, :height, :width]

@@ -97,11 +97,13 @@ def build_model(arch: str, backbone: str | None = None, num_classes: int = 9, *,
                         "plus freeze_bn, freeze_backbone, pretrained")
     model = cls(num_classes=num_classes, backbone=backbone, **kwargs)
     model.arch, model.backbone_name = name, backbone
-    model.pretrained_report = None
     if pretrained not in (None, False, ""):
-        if pretrained is True or not model.pretrained_encoder:
-            raise ValueError(f"pretrained must be a local weights file for a backbone {name} "
-                             f"on {backbone!r} supports, got {pretrained!r} (nothing is downloaded)")
+        if pretrained is True:
+            raise ValueError("pretrained must be the path of a local weights file, got True "
+                             "(nothing is downloaded)")
+        if not model.pretrained_encoder:
+            raise ValueError(f"{name} on backbone {backbone!r} has its own encoder and no pretrained "
+                             f"local weights file to load; got pretrained={str(pretrained)!r}")
         model.pretrained_report = load_backbone_weights(model.encoder, pretrained)
     if freeze_backbone:
         model.set_freeze_backbone(True)

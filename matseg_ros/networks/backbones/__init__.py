@@ -12,19 +12,33 @@ from .xception import Xception
 
 RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 
-ENCODERS: dict[str, Callable[..., nn.Module]] = {
-    **{name: (lambda d: lambda output_stride=32: ResNet(d, output_stride))(int(name[6:]))
-       for name in RESNETS},
-    "xception": lambda output_stride=16: Xception(output_stride),
-    "vgg16": lambda output_stride=32: VGG(batch_norm=False),
-    "vgg16_bn": lambda output_stride=32: VGG(batch_norm=True),
+
+
+def _resnet(depth: int) -> Callable[[int], nn.Module]:
+    return lambda output_stride: ResNet(depth, output_stride)
+
+
+def _vgg(batch_norm: bool) -> Callable[[int], nn.Module]:
+    def build(output_stride: int) -> nn.Module:
+        if output_stride != 32:
+            raise ValueError(f"VGG encoders have output stride 32 only, got {output_stride!r}")
+        return VGG(batch_norm=batch_norm)
+    return build
+
+
+# name → constructor taking the output stride
+ENCODERS: dict[str, Callable[[int], nn.Module]] = {
+    **{name: _resnet(int(name[len("resnet"):])) for name in RESNETS},
+    "xception": Xception,
+    "vgg16": _vgg(False),
+    "vgg16_bn": _vgg(True),
 }
 
 
 def get_encoder(name: str, output_stride: int = 32) -> nn.Module:
     if name not in ENCODERS:
         raise KeyError(f"unknown backbone {name!r}; valid: {sorted(ENCODERS)}")
-    return ENCODERS[name](output_stride=output_stride)
+    return ENCODERS[name](output_stride)
 
 
 __all__ = ["ENCODERS", "RESNETS", "ResNet", "VGG", "Xception", "get_encoder"]
