@@ -18,6 +18,7 @@ from tqdm import tqdm
 from ..dataset_layout import IMAGE_EXTENSIONS, DatasetError, read_rgb
 from ..fileio import atomic_path
 from ..masks import write_mask
+from ..rendering import colorize, overlay
 from .config import ConfigError, read_raw_config, resolve_config
 from .predict import DEFAULT_SCALES, MODES, PredictError, image_tensor, load_model, predict_logits
 
@@ -100,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
         if args.save_ids:
             write_mask(out / f"{path.stem}_ids.png", ids, meta.classes, palette=False)
         if args.overlay:
-            blend = cv2.addWeighted(rgb, 1 - args.alpha, lut[ids], args.alpha, 0)
+            blend = overlay(rgb, colorize(ids, lut), args.alpha, ids)
             with atomic_path(out / f"{path.stem}_overlay.jpg") as tmp:
                 cv2.imwrite(str(tmp), np.ascontiguousarray(blend[..., ::-1]))
     print(f"{len(images) - failed} masks written to {out}" + (f", {failed} unreadable" if failed else ""))
