@@ -1,0 +1,164 @@
+"""Training throughput and offline-inference latency of the training module.
+
+    python bench/training.py [--arch ENet DeepLab:resnet18] [--crop 256] [--batch 4]
+                             [--iters 6] [--threads 0] [--output docs/benchmarks/training.md]
+
+Training: images/s of the real trainer loop (`train_one_epoch`: HRIM dataset of 480×640
+JPEGs, albumentations crop/scale/flip, DataLoader, forward, backward, SGD step, Poly
+schedule) on the CPU, and on the GPU with AMP when CUDA is available. Inference: ms per
+480×640 image for `single`, `multiscale` (6 scales + flips) and `sliding` (tiles of
+--crop, 1/3 overlap) prediction (`matseg infer`/`eval` modes).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from matseg_ros.dataset_layout import IMAGE_DIR, write_split  # noqa: E402
+from matseg_ros.fileio import atomic_write_text  # noqa: E402
+from matseg_ros.masks import write_mask  # noqa: E402
+from matseg_ros.materials import load_materials  # noqa: E402
+from matseg_ros.training import builders  # noqa: E402
+from matseg_ros.training.config import read_raw_config, resolve_config  # noqa: E402
+from matseg_ros.training.distributed import DistInfo  # noqa: E402
+from matseg_ros.training.loop import train_one_epoch  # noqa: E402
+from matseg_ros.training.predict import predict_logits  # noqa: E402
+from matseg_ros.training.schedules import build_scheduler  # noqa: E402
+
+IMAGE_SIZE = (480, 640)
+
+
+def make_data(root: Path, count: int, materials) -> None:
+    rng = np.random.default_rng(0)
+    (root / IMAGE_DIR).mkdir(parents=True)
+    for i in range(count):
+        rgb = rng.integers(0, 255, (*IMAGE_SIZE, 3), dtype=np.uint8)
+        ids = np.repeat(np.arange(9, dtype=np.uint8), IMAGE_SIZE[1] // 9 + 1)[None, :IMAGE_SIZE[1]]
+        cv2.imwrite(str(root / IMAGE_DIR / f"{i:04d}.jpg"), rgb)
+        write_mask(root / "SegmentationClass" / f"{i:04d}.png",
+                   np.ascontiguousarray(np.repeat(ids, IMAGE_SIZE[0], 0)), materials)
+    write_split(root, "train", [f"{i:04d}" for i in range(count)])
+
+
+def config(arch: str, data: Path, crop: int, batch: int, workers: int) -> dict:
+    name, _, backbone = arch.partition(":")
+    raw = read_raw_config(ROOT / "config" / "train" / "deeplab_resnet101.json")
+    raw["arch"] = {"type": name, "args": {"backbone": backbone or None}}
+    raw["train_loader"]["args"].update(data_dir=str(data), batch_size=batch, crop_size=crop,
+                                       base_size=IMAGE_SIZE[1], flip=True, num_workers=workers)
+    raw["trainer"]["val"] = False
+    return resolve_config(raw, "bench")
+
+
+def train_rate(cfg: dict, device: torch.device, iters: int) -> float:
+    materials = load_materials()
+    train_set, _ = builders.build_datasets(cfg, materials, seed=0)
+    loader, _ = builders.build_loaders(cfg, train_set, None, DistInfo(), 0, None,
+                                       pin_memory=device.type == "cuda")
+    model = builders.build_network(cfg, materials.num_classes).to(device)
+    optimizer = builders.build_optimizer(cfg, model)
+    scheduler = build_scheduler("Poly", optimizer, 2, len(loader))
+    amp = device.type == "cuda"
+    scaler = torch.amp.GradScaler(device.type, enabled=amp)
+    criterion = builders.build_criterion(cfg, None).to(device)
+    args = (model, criterion, optimizer, scheduler, scaler, loader, device)
+    train_one_epoch(*args, epoch=0, amp=amp, progress=False)  # warm-up epoch
+    stats = train_one_epoch(*args, epoch=1, amp=amp, progress=False)
+    return stats["images_per_s"]
+
+
+def infer_ms(cfg: dict, device: torch.device, crop: int, repeats: int) -> dict[str, float]:
+    model = builders.build_network(cfg, 9).to(device).eval()
+
+    @torch.inference_mode()
+    def forward(x):
+        with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
+            return model(x).float()
+
+    x = torch.randn(1, 3, *IMAGE_SIZE, device=device)
+    out = {}
+    for mode in ("single", "multiscale", "sliding"):
+        def once():
+            predict_logits(forward, x, mode=mode, tile=(crop, crop)).argmax(1).cpu()
+        once()
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            once()
+            times.append((time.perf_counter() - start) * 1000)
+        out[mode] = statistics.median(times)
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arch", nargs="+", default=["ENet", "DeepLab:resnet18"],
+                        help="ARCH or ARCH:BACKBONE")
+    parser.add_argument("--crop", type=int, default=256)
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--iters", type=int, default=6, help="training iterations per measurement")
+    parser.add_argument("--repeats", type=int, default=3, help="inference repeats (median)")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    parser.add_argument("--output", help="markdown file for the table (e.g. docs/benchmarks/training.md)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "data"
+        make_data(data, args.batch * args.iters, load_materials())
+        for arch in args.arch:
+            cfg = config(arch, data, args.crop, args.batch, args.workers)
+            for device in devices:
+                rate = train_rate(cfg, device, args.iters)
+                ms = infer_ms(cfg, device, args.crop, args.repeats)
+                row = {"arch": arch, "device": device.type + (" AMP" if device.type == "cuda" else ""),
+                       "train_img_s": rate, **{f"{k}_ms": v for k, v in ms.items()}}
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+    lines = [
+        "## Training module: training throughput and inference modes",
+        "",
+        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores "
+        f"(torch threads {torch.get_num_threads()}), GPU: {gpu}; torch {torch.__version__}.",
+        f"Command: `python bench/training.py {shlex.join(sys.argv[1:])}`",
+        "",
+        f"Training: crops {args.crop}×{args.crop}, batch {args.batch}, {args.iters} iterations after a "
+        f"warm-up epoch, full loader (480×640 JPEG decode + augmentation, {args.workers} workers). "
+        "Inference: one 480×640 image; multiscale = 6 scales × (image + flip); "
+        f"sliding = {args.crop}×{args.crop} tiles, 1/3 overlap.",
+        "",
+        "| model | device | train images/s | single ms | multiscale ms | sliding ms | multiscale/single |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(f"| {r['arch']} | {r['device']} | {r['train_img_s']:.1f} | {r['single_ms']:.0f} | "
+                     f"{r['multiscale_ms']:.0f} | {r['sliding_ms']:.0f} | "
+                     f"{r['multiscale_ms'] / r['single_ms']:.1f}× |")
+    table = "\n".join(lines) + "\n"
+    print(table)
+    if args.output:
+        atomic_write_text(args.output, table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""`matseg eval`: per-class IoU/accuracy of a checkpoint or ONNX model on an HRIM2021 split.
+
+Whole images at their own resolution (no centre crop), the class map and normalisation
+from the model file; prints a table, and with --output writes metrics.json and a
+row-normalised confusion-matrix PNG.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from ..dataset_layout import DatasetError
+from ..fileio import atomic_write_text
+from ..masks import DEFAULT_TOLERANCE
+from ..materials import MaterialMap
+from .config import ConfigError
+from .dataset import HRIM
+from .infer import add_mode_arguments, mode_settings
+from .metrics import ConfusionMatrix
+from .predict import PredictError, load_model, predict_logits
+from .transforms import val_transform
+from .visualize import save_confusion_png
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help=".pt/.pth checkpoint or .onnx model")
+    parser.add_argument("--data", required=True, help="HRIM2021-layout dataset folder")
+    parser.add_argument("--split", default="val", help="ImageSets/Segmentation/<split>.txt (default val)")
+    parser.add_argument("--output", help="folder for metrics.json and confusion_matrix.png")
+    parser.add_argument("--mask-tolerance", type=float, default=DEFAULT_TOLERANCE,
+                        help="RGB distance within which a mask colour counts as a class colour")
+    add_mode_arguments(parser)
+
+
+def format_table(metrics: dict[str, Any], classes: MaterialMap) -> str:
+    def pct(value: float) -> str:
+        return "   -  " if math.isnan(value) else f"{100 * value:6.2f}"
+
+    width = max(len(n) for n in classes.names + ["class"])
+    rows = [f"{'id':>3}  {'class':<{width}}  {'IoU %':>6}  {'acc %':>6}  {'pixels':>10}"]
+    matrix = metrics["confusion_matrix"]
+    for cid in range(len(metrics["per_class_iou"])):
+        name = classes[cid].name if cid in classes.ids else "?"
+        rows.append(f"{cid:>3}  {name:<{width}}  {pct(metrics['per_class_iou'][cid])}  "
+                    f"{pct(metrics['per_class_accuracy'][cid])}  {sum(matrix[cid]):>10}")
+    rows.append(f"mIoU {pct(metrics['mIoU'])} %   pixel accuracy {pct(metrics['pixel_accuracy'])} %   "
+                f"mean accuracy {pct(metrics['mean_accuracy'])} %   mDice {pct(metrics['mDice'])} %")
+    return "\n".join(rows)
+
+
+def evaluate_model(model_path: str, data: str, split: str, settings_args: argparse.Namespace,
+                   mask_tolerance: float = DEFAULT_TOLERANCE) -> tuple[dict[str, Any], MaterialMap]:
+    forward, meta, device = load_model(model_path, settings_args.device)
+    settings = mode_settings(settings_args, meta.input_size, "single")
+    dataset = HRIM(data, split, meta.classes, val_transform(meta.mean, meta.std),
+                   mask_tolerance=mask_tolerance)
+    confusion = ConfusionMatrix(meta.classes.num_classes)
+    unknown = 0
+    for i in tqdm(range(len(dataset)), desc=f"eval {split} ({settings['mode']})", dynamic_ncols=True):
+        image, target, n_unknown = dataset[i]
+        logits = predict_logits(forward, image[None].to(device), **settings)
+        confusion.update(logits.argmax(dim=1).cpu(), target[None])
+        unknown += n_unknown
+    metrics = confusion.compute()
+    metrics.update({"model": str(model_path), "data": str(data), "split": split, "images": len(dataset),
+                    "unknown_mask_pixels": unknown, "classes": meta.classes.names, **settings})
+    return metrics, meta.classes
+
+
+def json_safe(value: Any) -> Any:
+    """NaN (a class absent from both prediction and ground truth) as JSON null."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    args.config = None
+    try:
+        metrics, classes = evaluate_model(args.model, args.data, args.split, args, args.mask_tolerance)
+    except (PredictError, DatasetError, ConfigError, ValueError) as exc:
+        print(f"matseg eval: error: {exc}", file=sys.stderr)
+        return 2
+    print(format_table(metrics, classes))
+    if metrics["unknown_mask_pixels"]:
+        print(f"note: {metrics['unknown_mask_pixels']} mask pixels had no class colour and were ignored")
+    if args.output:
+        out = Path(args.output)
+        atomic_write_text(out / "metrics.json", json.dumps(json_safe(metrics), indent=2))
+        save_confusion_png(out / "confusion_matrix.png", metrics["confusion_matrix"],
+                           [classes[c].name if c in classes.ids else str(c)
+                            for c in range(classes.num_classes)],
+                           title=f"{Path(args.model).name} on {args.split}: mIoU {metrics['mIoU']:.3f}")
+        print(f"wrote {out / 'metrics.json'} and {out / 'confusion_matrix.png'}")
+    return 0

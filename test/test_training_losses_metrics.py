@@ -1,0 +1,173 @@
+"""Losses against hand-computed cases; ConfusionMatrix against torchmetrics; schedules."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from matseg_ros.training.losses import (CE_DiceLoss, CrossEntropyLoss2d, DiceLoss, FocalLoss,
+                                        LovaszSoftmax, build_loss)
+from matseg_ros.training.metrics import ConfusionMatrix
+from matseg_ros.training.schedules import ScheduleError, build_scheduler, poly_factor
+
+LN3 = math.log(3.0)
+
+
+def case():
+    """Three pixels, two classes: A and B have p = (1/4, 3/4); C is ignored with wild logits."""
+    logits = torch.tensor([[0.0, LN3], [0.0, LN3], [50.0, -50.0]]).T.reshape(1, 2, 1, 3)
+    target = torch.tensor([[[1, 0, 255]]])
+    return logits, target
+
+
+def test_cross_entropy_hand_computed():
+    logits, target = case()
+    expected = (math.log(4 / 3) + math.log(4)) / 2
+    assert CrossEntropyLoss2d()(logits, target).item() == pytest.approx(expected, rel=1e-6)
+    weighted = CrossEntropyLoss2d(weight=[1.0, 3.0])(logits, target).item()
+    assert weighted == pytest.approx((3 * math.log(4 / 3) + math.log(4)) / 4, rel=1e-6)
+
+
+def test_dice_hand_computed_and_target_untouched():
+    logits, target = case()
+    before = target.clone()
+    # class 0: 2·(1/4) / (1/2 + 1) = 1/3; class 1: 2·(3/4) / (3/2 + 1) = 3/5
+    assert DiceLoss(smooth=0.0)(logits, target).item() == pytest.approx(1 - (1 / 3 + 3 / 5) / 2, rel=1e-6)
+    assert DiceLoss(smooth=1.0)(logits, target).item() == pytest.approx(
+        1 - ((0.5 + 1) / (1.5 + 1) + (1.5 + 1) / (2.5 + 1)) / 2, rel=1e-6)
+    assert torch.equal(target, before)  # the original overwrote ignored pixels in place
+
+
+def test_ce_dice_is_the_sum():
+    logits, target = case()
+    expected = (math.log(4 / 3) + math.log(4)) / 2 + 1 - (1 / 3 + 3 / 5) / 2
+    assert CE_DiceLoss(smooth=0.0)(logits, target).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_focal_hand_computed():
+    logits, target = case()
+    expected = ((1 / 4) ** 2 * math.log(4 / 3) + (3 / 4) ** 2 * math.log(4)) / 2
+    assert FocalLoss(gamma=2.0)(logits, target).item() == pytest.approx(expected, rel=1e-6)
+    assert FocalLoss(gamma=0.0)(logits, target).item() == pytest.approx(
+        CrossEntropyLoss2d()(logits, target).item(), rel=1e-6)
+    alpha = FocalLoss(gamma=2.0, alpha=[2.0, 0.5])(logits, target).item()
+    assert alpha == pytest.approx((0.5 * (1 / 4) ** 2 * math.log(4 / 3)
+                                   + 2.0 * (3 / 4) ** 2 * math.log(4)) / 2, rel=1e-6)
+
+
+def test_lovasz_hand_computed_and_jaccard_at_vertices():
+    logits, target = case()
+    # class 0: errors sorted (3/4 fg, 1/4 bg), grad (1, 0) -> 3/4; class 1: grad (1/2, 1/2) -> 1/2
+    assert LovaszSoftmax()(logits, target).item() == pytest.approx((3 / 4 + 1 / 2) / 2, rel=1e-6)
+    # one-hot predictions: the Lovász extension equals 1 - IoU per class
+    hard = torch.tensor([[-60.0, 60.0], [-60.0, 60.0], [0.0, 0.0]]).T.reshape(1, 2, 1, 3)
+    assert LovaszSoftmax()(hard, target).item() == pytest.approx(((1 - 0) + (1 - 1 / 2)) / 2, abs=1e-6)
+    assert LovaszSoftmax(classes=[1])(hard, target).item() == pytest.approx(0.5, abs=1e-6)
+    per_image = LovaszSoftmax(per_image=True)(torch.cat([hard, logits]), torch.cat([target, target]))
+    assert per_image.item() == pytest.approx((0.75 + 0.625) / 2, rel=1e-6)
+
+
+def test_losses_ignore_everything_ignored_and_build_errors():
+    logits = torch.randn(1, 3, 2, 2, requires_grad=True)
+    target = torch.full((1, 2, 2), 255)
+    for name in ("DiceLoss", "FocalLoss", "LovaszSoftmax"):
+        loss = build_loss(name)(logits, target)
+        assert loss.item() == 0.0 and loss.requires_grad, name
+    with pytest.raises(KeyError, match="unknown loss 'Dice'.*DiceLoss"):
+        build_loss("Dice")
+    with pytest.raises(ValueError, match="LovaszSoftmax takes no class weights"):
+        build_loss("LovaszSoftmax", class_weights=[1, 2, 3])
+    with pytest.raises(ValueError, match="bad loss_args"):
+        build_loss("DiceLoss", gamma=2)
+
+
+def test_confusion_matrix_hand_case_absent_class_is_nan():
+    cm = ConfusionMatrix(4)
+    target = np.array([0, 0, 1, 1, 255, 2])
+    pred = np.array([0, 1, 1, 1, 3, 0])
+    cm.update(pred, target)
+    m = cm.compute()
+    # class 0: tp 1, fn 1, fp 1 -> 1/3; class 1: tp 2, fp 1 -> 2/3; class 2: tp 0 -> 0; class 3: absent
+    assert m["per_class_iou"][:3] == pytest.approx([1 / 3, 2 / 3, 0.0])
+    assert math.isnan(m["per_class_iou"][3])
+    assert m["mIoU"] == pytest.approx((1 / 3 + 2 / 3 + 0) / 3)  # not divided by 4
+    assert m["pixel_accuracy"] == pytest.approx(3 / 5)
+    assert m["pixels"] == 5
+
+
+def test_confusion_matrix_matches_torchmetrics():
+    from torchmetrics.classification import (MulticlassAccuracy, MulticlassF1Score,
+                                             MulticlassJaccardIndex, MulticlassRecall)
+
+    g = torch.Generator().manual_seed(0)
+    n = 9
+    target = torch.randint(0, 7, (4, 40, 50), generator=g)       # classes 7, 8 absent
+    pred = torch.randint(0, 6, (4, 40, 50), generator=g)          # 6 predicted never
+    pred[target == 3] = 3                                         # some agreement
+    target[torch.rand(target.shape, generator=g) < 0.2] = 255     # ignored pixels
+    cm = ConfusionMatrix(n)
+    for i in range(4):  # accumulation over batches
+        cm.update(pred[i], target[i])
+    m = cm.compute()
+
+    iou = MulticlassJaccardIndex(n, average=None, ignore_index=255)(pred, target)
+    present = [c for c in range(n) if (target == c).any() or ((pred == c) & (target != 255)).any()]
+    assert present == [0, 1, 2, 3, 4, 5, 6]
+    np.testing.assert_allclose(np.array(m["per_class_iou"])[present], iou[present].numpy(), rtol=1e-6)
+    assert all(math.isnan(m["per_class_iou"][c]) for c in (7, 8))
+    assert m["mIoU"] == pytest.approx(iou[present].mean().item(), rel=1e-6)
+    assert m["pixel_accuracy"] == pytest.approx(
+        MulticlassAccuracy(n, average="micro", ignore_index=255)(pred, target).item(), rel=1e-6)
+    recall = MulticlassRecall(n, average=None, ignore_index=255)(pred, target)
+    in_target = [c for c in range(n) if (target == c).any()]
+    assert m["mean_accuracy"] == pytest.approx(recall[in_target].mean().item(), rel=1e-6)
+    f1 = MulticlassF1Score(n, average=None, ignore_index=255)(pred, target)
+    assert m["mDice"] == pytest.approx(f1[present].mean().item(), rel=1e-6)
+
+
+def test_confusion_matrix_rejects_bad_input():
+    cm = ConfusionMatrix(3)
+    with pytest.raises(ValueError, match="0..2"):
+        cm.update(np.array([5]), np.array([1]))
+    with pytest.raises(ValueError, match="pixels"):
+        cm.update(np.zeros(3), np.zeros(4))
+
+
+def _lrs(name, args, epochs=2, iters=5, lr=0.1, optimizer="SGD"):
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = (torch.optim.SGD([p], lr=lr, momentum=0.9) if optimizer == "SGD"
+           else torch.optim.AdamW([p], lr=lr))
+    sched = build_scheduler(name, opt, epochs, iters, args)
+    out = []
+    for _ in range(epochs * iters):
+        out.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    return out
+
+
+def test_poly_per_iteration_with_warmup_and_power():
+    lrs = _lrs("Poly", {})
+    assert lrs == pytest.approx([0.1 * (1 - t / 10) ** 0.9 for t in range(10)])
+    lrs = _lrs("Poly", {"power": 2.0, "warmup_epochs": 1})
+    assert lrs[:5] == pytest.approx([0.1 * (t + 1) / 5 for t in range(5)])
+    assert lrs[5:] == pytest.approx([0.1 * (1 - t / 10) ** 2 for t in range(5, 10)])
+    assert poly_factor(10, 10, 0.9, 0) == 0.0
+
+
+def test_onecycle_follows_its_args():
+    lrs = _lrs("OneCycle", {"div_factor": 10.0, "phase1": 0.3}, epochs=4, iters=10)
+    assert lrs[0] == pytest.approx(0.01)
+    assert int(np.argmax(lrs)) == round(0.3 * 40) - 1
+    assert max(lrs) == pytest.approx(0.1, rel=1e-3)
+    assert lrs[-1] < 0.01
+    assert _lrs("OneCycle", {}, optimizer="AdamW")[0] == pytest.approx(0.1 / 25)
+
+
+def test_scheduler_args_are_checked():
+    with pytest.raises(ScheduleError, match=r"unknown argument\(s\) \['powr'\] for Poly"):
+        _lrs("Poly", {"powr": 0.9})
+    with pytest.raises(ScheduleError, match="OneCycle"):
+        _lrs("OneCycle", {"max_lr": 1})
