@@ -33,7 +33,7 @@ setup(
     extras_require={
         "onnx": ["onnxruntime-gpu"],
         "train": [
-            "torch", "onnx", "onnxscript", "albumentations", "tensorboard", "tqdm",
+            "torch", "onnx", "onnxscript", "onnxruntime-gpu", "albumentations", "tensorboard", "tqdm",
             "matplotlib", "requests", "beautifulsoup4", "rosbags", "rosbags-image",
         ],
         "scrape-js": ["selenium"],

@@ -57,17 +57,21 @@ def check_frame(rgb: np.ndarray) -> None:
         raise ValueError(f"predict expects an H×W×3 uint8 RGB image, got {rgb.dtype} {rgb.shape}")
 
 
+def normalize(rgb: np.ndarray, mean, std) -> np.ndarray:
+    """H×W×3 uint8 RGB -> 3×H×W float32, (rgb/255 - mean) / std: the one normalisation
+    training and inference share."""
+    x = (rgb.astype(np.float32) * np.float32(1.0 / 255.0) - np.asarray(mean, dtype=np.float32)) \
+        * (1.0 / np.asarray(std, dtype=np.float32))
+    return np.ascontiguousarray(x.transpose(2, 0, 1))
+
+
 def preprocess(rgb: np.ndarray, meta: ModelMetadata) -> np.ndarray:
     """H×W×3 uint8 RGB -> 1×3×h×w float32 at the model's input size, normalised."""
     check_frame(rgb)
     height, width = meta.input_size
     if rgb.shape[:2] != (height, width):
         rgb = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_LINEAR)
-    scale = np.float32(1.0 / 255.0)
-    mean = np.asarray(meta.mean, dtype=np.float32)
-    inv_std = 1.0 / np.asarray(meta.std, dtype=np.float32)
-    x = (rgb.astype(np.float32) * scale - mean) * inv_std
-    return np.ascontiguousarray(x.transpose(2, 0, 1))[None]
+    return normalize(rgb, meta.mean, meta.std)[None]
 
 
 def restore_size(ids: np.ndarray, confidence: np.ndarray,

@@ -88,9 +88,10 @@ def test_error_paths(tmp_path, tiny_onnx_model):
 
 
 def test_torch_checkpoint_errors(tmp_path):
-    (tmp_path / "bad.pt").write_bytes(b"not a zip")
-    with pytest.raises(EngineError, match="bad.pt: not a loadable checkpoint"):
-        load_engine(tmp_path / "bad.pt")
+    for junk in (b"not a zip", b"junk", b""):
+        (tmp_path / "bad.pt").write_bytes(junk)
+        with pytest.raises(EngineError, match="bad.pt: not a loadable checkpoint"):
+            load_engine(tmp_path / "bad.pt")
     torch.save({"model": {}, "hook": os.system}, tmp_path / "pickled.pt")  # code by reference
     with pytest.raises(EngineError, match="weights_only=True failed"):
         load_engine(tmp_path / "pickled.pt")

@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -42,6 +44,12 @@ def test_unreadable_mask_names_the_file(tmp_path, materials):
 def test_atomic_write_and_sanitize(tmp_path):
     atomic_write_text(tmp_path / "sub" / "a.txt", "hello")
     assert (tmp_path / "sub" / "a.txt").read_text() == "hello"
+    umask = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "b.txt", "x")
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "b.txt").stat().st_mode & 0o777 == 0o644  # not mkstemp's 0600
     assert sanitize_filename("../../etc/passwd") == "etc_passwd"
     assert sanitize_filename("Métal scratched?.jpg") == "Metal_scratched_.jpg"
     assert sanitize_filename("...") == "file"

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 import torch
 
+from ..engine import normalize
 from ..materials import IGNORE_INDEX
 
 ROTATE_LIMIT = 10.0
@@ -28,9 +29,7 @@ SCALE_RANGE = (0.5, 2.0)
 def to_tensors(rgb: np.ndarray, ids: np.ndarray, mean: Sequence[float],
                std: Sequence[float]) -> tuple[torch.Tensor, torch.Tensor]:
     """uint8 RGB H×W×3 and ids H×W -> normalised float32 3×H×W and int64 H×W."""
-    x = (rgb.astype(np.float32) * np.float32(1 / 255) - np.asarray(mean, np.float32)) \
-        / np.asarray(std, np.float32)
-    image = torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))
+    image = torch.from_numpy(normalize(rgb, mean, std))
     return image, torch.from_numpy(ids.astype(np.int64))
 
 
