@@ -107,3 +107,26 @@ def test_provider_request_follows_device(monkeypatch):
     assert onnx_engine.requested_providers("auto", None)[0] == "CUDAExecutionProvider"
     assert onnx_engine.requested_providers("auto", ("tensorrt", "cuda", "cpu")) == [
         "TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+
+
+def test_torch_checkpoint_and_its_onnx_export_agree(tmp_path, materials, rng):
+    """A real zoo network as a checkpoint (torch engine) and as ONNX (ORT engine)."""
+    from matseg_ros.checkpoint import save_checkpoint
+    from matseg_ros.networks import build_model
+    from matseg_ros.networks.onnx_export import export_onnx
+
+    torch.manual_seed(0)
+    model = build_model("ENet", None, num_classes=materials.num_classes).eval()
+    meta = ModelMetadata(materials, input_size=(64, 96), architecture="ENet")
+    save_checkpoint(tmp_path / "enet.pt", {"model": model.state_dict(), "arch_args": {},
+                                           **meta.to_checkpoint_entries()})
+    export_onnx(model, tmp_path / "enet.onnx", example_size=(64, 96), metadata=meta.to_props())
+    torch_engine = load_engine(tmp_path / "enet.pt")
+    onnx_engine = load_engine(tmp_path / "enet.onnx")
+    assert torch_engine.backend == "torch" and torch_engine.providers == ["torch:cpu"]
+    assert torch_engine.metadata == onnx_engine.metadata == meta
+    rgb = rng.integers(0, 256, size=(120, 150, 3), dtype=np.uint8)
+    ids_t, conf_t = torch_engine.predict(rgb)
+    ids_o, conf_o = onnx_engine.predict(rgb)
+    assert (ids_t == ids_o).mean() > 0.999
+    np.testing.assert_allclose(conf_t, conf_o, rtol=1e-4, atol=1e-5)
