@@ -18,7 +18,7 @@ import numpy as np
 
 from ..dataset_layout import DatasetError, image_dir, list_ids, mask_path, write_split
 from ..masks import MaskError, read_mask
-from ..materials import IGNORE_INDEX, MaterialMap, load_materials
+from ..materials import IGNORE_INDEX, MaterialMap, MaterialsError, load_materials
 
 _COPY = re.compile(r"^(.+)_(\d+)$")
 
@@ -51,6 +51,7 @@ def stratified_split(presence: dict[str, set[int]], val: float = 0.15, test: flo
             for c in presence[image_id]:
                 has[g, column[c]] = True
     want_class = fractions[:, None] * has.sum(axis=0)[None, :]
+    initial = np.maximum(want_class, 1e-9)
     want_size = fractions * len(keys)
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(keys))
@@ -59,7 +60,10 @@ def stratified_split(presence: dict[str, set[int]], val: float = 0.15, test: flo
     order = order[np.argsort(rarity[order], kind="stable")]
     assigned: dict[str, list[str]] = {n: [] for n in names}
     for g in order:
-        need = (want_class[:, has[g]].sum(axis=1) if has[g].any() else np.zeros(3)) + 1e-3 * want_size
+        # the split still lacking the largest share of this group's classes (relative, so
+        # a small split gets its share of a rare class too), then the one lacking most images
+        need = (want_class[:, has[g]] / initial[:, has[g]]).mean(axis=1) if has[g].any() else np.zeros(3)
+        need = need + 1e-3 * want_size
         need = need - 1e6 * (want_size <= 0)
         need[fractions == 0] = -np.inf
         best = int(np.argmax(need + 1e-6 * rng.random(3)))
@@ -104,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         if not ids:
             raise DatasetError(f"{image_dir(args.root)}: no images")
         splits = stratified_split(class_presence(args.root, ids, materials), args.val, args.test, args.seed)
-    except (DatasetError, ValueError) as exc:
+    except (DatasetError, MaterialsError, ValueError) as exc:
         print(f"matseg data split: {exc}", file=sys.stderr)
         return 2
     write_splits(args.root, splits)

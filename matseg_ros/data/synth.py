@@ -13,6 +13,7 @@ blur, noise, and JPEG when written) change the image only, never the mask.
 """
 from __future__ import annotations
 
+import argparse
 import functools
 import json
 import os
@@ -222,3 +223,50 @@ def generate_dataset(output: str | Path, count: int, size: tuple[int, int] = (38
                "images_with_class": {m.name: sum(m.id in c for c in present.values()) for m in materials}}
     atomic_write_text(output / "synth.json", json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+# --- command line -------------------------------------------------------------
+def _size_arg(text: str) -> tuple[int, int]:
+    """'512x384' (width x height) -> (384, 512) (height, width)."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must be WIDTHxHEIGHT, e.g. 512x384, got {text!r}") from None
+    if w < 16 or h < 16:
+        raise argparse.ArgumentTypeError(f"size must be at least 16x16, got {text!r}")
+    return h, w
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--output", type=Path, required=True, help="dataset root to write")
+    parser.add_argument("--count", type=int, required=True, help="number of images")
+    parser.add_argument("--size", type=_size_arg, default=(384, 512), help="WIDTHxHEIGHT (default 512x384)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    parser.add_argument("--variants", type=int, default=12, help="texture variants per material (default 12)")
+    parser.add_argument("--val", type=float, default=0.15)
+    parser.add_argument("--test", type=float, default=0.15)
+    parser.add_argument("--textures", type=Path, default=None,
+                        help="also export tileable PNG textures of every material here")
+    parser.add_argument("--texture-size", type=int, default=512)
+    parser.add_argument("--materials", type=Path, default=None, help="class map YAML (default: shipped)")
+
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+
+    from ..materials import MaterialsError
+    from .textures import export_textures
+
+    try:
+        materials = load_materials(args.materials)
+        summary = generate_dataset(args.output, args.count, args.size, args.seed, args.workers, materials,
+                                   args.variants, args.val, args.test, progress=sys.stderr.isatty())
+        if args.textures:
+            written = export_textures(args.textures, args.texture_size, args.seed)
+            print(f"{len(written)} textures written to {args.textures}")
+    except (MaterialsError, ValueError, OSError) as exc:
+        print(f"matseg data synth: {exc}", file=sys.stderr)
+        return 2
+    print(f"{summary['count']} images in {args.output}: " + ", ".join(f"{k}={v}" for k, v in summary["splits"].items()))
+    return 0
