@@ -11,6 +11,7 @@ seeded by (seed, id, k): the same seed gives the same bytes whatever the worker 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import sys
 import zlib
 from concurrent.futures import ProcessPoolExecutor
@@ -156,7 +157,9 @@ def augment(images: Path, masks: Path, output: Path, copies: int = 3, seed: int 
         results = map(_augment_one, ids)
         pool = None
     else:
-        pool = ProcessPoolExecutor(workers, initializer=_init, initargs=init)
+        # spawn, not fork: a forked child can inherit OpenCV's thread-pool locks held and hang
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_init, initargs=init)
         results = pool.map(_augment_one, ids, chunksize=4)
     try:
         if progress:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -206,7 +207,9 @@ def generate_dataset(output: str | Path, count: int, size: tuple[int, int] = (38
         results = map(_make_one, jobs)
         pool = None
     else:
-        pool = ProcessPoolExecutor(workers, initializer=_init_worker, initargs=init + (True,))
+        # spawn, not fork: a forked child can inherit OpenCV's thread-pool locks held and hang
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_init_worker, initargs=init + (True,))
         results = pool.map(_make_one, jobs, chunksize=max(1, min(16, count // (4 * workers))))
     try:
         if progress:
