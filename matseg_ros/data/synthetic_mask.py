@@ -32,7 +32,7 @@ def foreground(rgb: np.ndarray, threshold: float = 30.0, min_component: float = 
     """Boolean H×W foreground mask of one object in front of a plain light backdrop."""
     h, w = rgb.shape[:2]
     diff = np.abs(rgb.astype(np.int16) - background_color(rgb).astype(np.int16)).max(axis=2)
-    fg = (cv2.GaussianBlur(diff.astype(np.uint8), (5, 5), 0) > threshold).astype(np.uint8)
+    fg = (diff > threshold).astype(np.uint8)  # no blur before the threshold: it would grow the object
     k = max(3, int(round(min(h, w) / 100)) | 1)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
     fg = cv2.morphologyEx(fg, cv2.MORPH_CLOSE, kernel, iterations=2)
