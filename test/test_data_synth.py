@@ -141,7 +141,8 @@ def test_generate_dataset_same_bytes_with_any_worker_count(tmp_path, materials):
     assert len(files) == 4 + 4 + 4 + 1  # images, masks, split lists, synth.json
     for rel in files:
         assert (tmp_path / "one" / rel).read_bytes() == (tmp_path / "two" / rel).read_bytes(), rel
-    assert (tmp_path / "one/JPEGImages/000000.jpg").read_bytes() != (tmp_path / "other/JPEGImages/000000.jpg").read_bytes()
+    first = "JPEGImages/000000.jpg"
+    assert (tmp_path / "one" / first).read_bytes() != (tmp_path / "other" / first).read_bytes()
     ids, ignored = read_mask(tmp_path / "one/SegmentationClass/000001.png", materials)
     assert ids.shape == (96, 128) and ignored == 0
     splits = {s: read_split(tmp_path / "one", s) for s in ("train", "val", "test", "trainval")}

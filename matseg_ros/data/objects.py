@@ -131,7 +131,8 @@ def chair(b: Builder, x: float, z: float, facing: int) -> None:
     b.box((x0, seat_h - 0.05, z0), (x1, seat_h, z1), seat, ss)
     back_h = seat_h + rng.uniform(0.35, 0.5)
     t = 0.04
-    back = [((x0, z0), (x1, z0 + t)), ((x1 - t, z0), (x1, z1)), ((x0, z1 - t), (x1, z1)), ((x0, z0), (x0 + t, z1))][facing]
+    back = [((x0, z0), (x1, z0 + t)), ((x1 - t, z0), (x1, z1)),
+            ((x0, z1 - t), (x1, z1)), ((x0, z0), (x0 + t, z1))][facing]
     b.box((back[0][0], seat_h, back[0][1]), (back[1][0], back_h, back[1][1]), seat, ss)
     legs = pick(rng, {"metal": 2, "wood": 1, "plastic": 1})
     ls, l = b.surface(legs), 0.03

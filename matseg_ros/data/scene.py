@@ -100,7 +100,10 @@ class Builder:
                 break
         lo, hi = TILE_METRES[material][got]
         spec, shin = STYLE_OPTICS.get((material, got), OPTICS[material])
-        t = np.ones(3, np.float32) * np.float32(rng.uniform(0.88, 1.08)) if tint is None else np.asarray(tint, np.float32)
+        if tint is None:
+            t = np.ones(3, np.float32) * np.float32(rng.uniform(0.88, 1.08))
+        else:
+            t = np.asarray(tint, np.float32)
         t = t * (1 + rng.normal(0, 0.02, 3)).astype(np.float32)
         surf = Surface(levels, 256 / (rng.uniform(lo, hi) * scale), t, spec * rng.uniform(0.6, 1.3), shin)
         if material == "glass":

@@ -173,7 +173,8 @@ def scrape_material(material: str, entry: dict[str, str], output: Path, fetcher:
     manifest_path = output / name / "sources.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
     hashes = {hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.glob(f"{name}_*.jpg")}
-    numbers = [int(p.stem.rsplit("_", 1)[1]) for p in folder.glob(f"{name}_*.jpg") if p.stem.rsplit("_", 1)[1].isdigit()]
+    suffixes = [p.stem.rsplit("_", 1)[1] for p in folder.glob(f"{name}_*.jpg")]
+    numbers = [int(s) for s in suffixes if s.isdigit()]
     next_number = max(numbers, default=-1) + 1
     report = Report()
     try:

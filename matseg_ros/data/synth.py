@@ -74,7 +74,8 @@ def _furnish(b: Builder, walls: list[furniture.Wall], W: float, D: float, H: flo
         objects.rug(b, x0, x0 + rng.uniform(1.0, 2.5), z0, z0 + rng.uniform(0.8, 2.0))
     if rng.random() < 0.75:
         tw, td = rng.uniform(0.8, 1.8), rng.uniform(0.6, 1.0)
-        x0, z0 = rng.uniform(0.3, max(0.31, W - tw - 0.3)), rng.uniform(keep_clear + 0.3, max(keep_clear + 0.31, D - td - 0.8))
+        x0 = rng.uniform(0.3, max(0.31, W - tw - 0.3))
+        z0 = rng.uniform(keep_clear + 0.3, max(keep_clear + 0.31, D - td - 0.8))
         if _free(b, x0 - 0.5, x0 + tw + 0.5, z0 - 0.5, z0 + td + 0.5):
             objects.table(b, x0, x0 + tw, z0, z0 + td)
             for _ in range(int(rng.integers(0, 4))):
