@@ -19,12 +19,12 @@ def bottle(b: Builder, x: float, z: float, y: float) -> float:
     r, h = rng.uniform(0.03, 0.05), rng.uniform(0.18, 0.32)
     surf = b.surface(material, style="glossy" if material == "plastic" else None)
     body = y + h * 0.62
-    b.cylinder(x, z, y, body, r, r, material, surf, sides=10, cap=False)
-    b.cylinder(x, z, body, body + h * 0.15, r, r * 0.38, material, surf, sides=10, cap=False)
-    b.cylinder(x, z, body + h * 0.15, y + h, r * 0.38, r * 0.38, material, surf, sides=8, cap=False)
-    b.cylinder(x, z, y + h, y + h + 0.02, r * 0.42, r * 0.42, "plastic", sides=8)
+    b.cylinder(x, z, y, body, r, r, material, surf, sides=8, cap=False)
+    b.cylinder(x, z, body, body + h * 0.15, r, r * 0.38, material, surf, sides=8, cap=False)
+    b.cylinder(x, z, body + h * 0.15, y + h, r * 0.38, r * 0.38, material, surf, sides=6, cap=False)
+    b.cylinder(x, z, y + h, y + h + 0.02, r * 0.42, r * 0.42, "plastic", sides=6)
     if rng.random() < 0.5:
-        b.cylinder(x, z, y + h * 0.2, y + h * 0.45, r * 1.03, r * 1.03, "paper", sides=10, cap=False)
+        b.cylinder(x, z, y + h * 0.2, y + h * 0.45, r * 1.03, r * 1.03, "paper", sides=8, cap=False)
     return r
 
 
@@ -32,7 +32,7 @@ def mug(b: Builder, x: float, z: float, y: float) -> float:
     material = pick(b.rng, {"ceramic": 3, "plastic": 1, "metal": 1, "paper": 1, "glass": 1})
     r, h = b.rng.uniform(0.035, 0.05), b.rng.uniform(0.08, 0.13)
     style = {"ceramic": "glazed", "metal": "painted" if b.rng.random() < 0.5 else "brushed"}.get(material)
-    b.cylinder(x, z, y, y + h, r, r * b.rng.uniform(1.0, 1.2), material, b.surface(material, style=style), sides=10)
+    b.cylinder(x, z, y, y + h, r, r * b.rng.uniform(1.0, 1.2), material, b.surface(material, style=style), sides=8)
     return r
 
 
@@ -40,7 +40,7 @@ def bowl(b: Builder, x: float, z: float, y: float) -> float:
     material = pick(b.rng, {"ceramic": 3, "glass": 1, "plastic": 1, "wood": 1, "metal": 1})
     r = b.rng.uniform(0.07, 0.14)
     style = "glazed" if material == "ceramic" else None
-    b.cylinder(x, z, y, y + r * 0.6, r * 0.55, r, material, b.surface(material, style=style), sides=12)
+    b.cylinder(x, z, y, y + r * 0.6, r * 0.55, r, material, b.surface(material, style=style), sides=10)
     return r
 
 

@@ -171,13 +171,15 @@ class Raster:
         ys = np.arange(y0, y1, dtype=np.float32)
         invz = (np.float32(nc[0] / fx / dc) * (xs - np.float32(cx)))[None, :] + (
             np.float32(nc[1] / fy / dc) * (ys - np.float32(cy)) + np.float32(nc[2] / dc))[:, None]
-        visible = (mask > 0) & (invz > self.invz[zone])
+        visible = mask.view(bool)  # fillPoly wrote 0/1
+        visible &= invz > self.invz[zone]
         if not visible.any():
             return
         color = self._texture(face, pc, img, (x0, y0, bw, bh))
         surf = face.surface
         if surf.emissive:
-            out = color * surf.tint
+            out = color
+            out *= surf.tint
         else:
             if bw * bh <= 400:  # small: light once, at the centre
                 shade, spec = self._light_point(face, nc, pc.mean(axis=0))
@@ -187,9 +189,12 @@ class Raster:
                 behind = cv2.GaussianBlur(self.rgb[zone], (0, 0), 1.2)
                 out = behind * (surf.tint * surf.glass) + color * (1 - surf.glass) * shade[..., None]
             else:
-                out = color * surf.tint * shade[..., None]
+                out = color
+                out *= surf.tint * shade[..., None] if shade.size == 1 else surf.tint
+                if shade.size > 1:
+                    out *= shade[..., None]
             if surf.specular > 0:
-                out = out + spec[..., None] * self.light_color
+                out += spec[..., None] * self.light_color
         np.copyto(self.rgb[zone], out, where=visible[..., None])
         np.copyto(self.ids[zone], np.uint8(face.label), where=visible)
         np.copyto(self.invz[zone], invz, where=visible)
