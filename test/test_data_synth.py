@@ -1,0 +1,165 @@
+"""Synthetic scenes: the rasteriser against hand-computed cases, render_scene, generate_dataset."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from matseg_ros.data.render3d import Camera, Raster, Surface, make_face
+from matseg_ros.data.scene import TextureBank, pyramid
+from matseg_ros.data.synth import generate_dataset, render_scene
+from matseg_ros.dataset_layout import read_split
+from matseg_ros.masks import read_mask
+from matseg_ros.materials import MaterialMap
+
+
+def flat(color, emissive=True, **kw) -> Surface:
+    return Surface(pyramid(np.full((16, 16, 3), color, np.float32), 4), 8.0, emissive=emissive, **kw)
+
+
+def rect(x0, x1, y0, y1, z, label, surface):
+    pts = [(x0, y0, z), (x1, y0, z), (x1, y1, z), (x0, y1, z)]
+    return make_face(pts, (0, 0, -1), (1, 0, 0), label, surface)
+
+
+@pytest.fixture
+def camera():
+    # hfov 90° on 100 px: f = 50, principal point 49.5; world y up = image y down
+    return Camera.look((0, 0, 0), 0.0, 0.0, 0.0, np.pi / 2, (100, 100))
+
+
+def expected_box(x0, x1, y0, y1, z):
+    """Pixels whose centres fall inside the projected rectangle, computed independently."""
+    u = np.arange(100)[None, :]
+    v = np.arange(100)[:, None]
+    return ((u > 50 * x0 / z + 49.5) & (u < 50 * x1 / z + 49.5)
+            & (v > -50 * y1 / z + 49.5) & (v < -50 * y0 / z + 49.5))
+
+
+def within_a_pixel(got: np.ndarray, want: np.ndarray) -> bool:
+    """`got` holds every pixel centre inside the projection and nothing beyond its 1-px rim."""
+    import cv2
+
+    rim = cv2.dilate(want.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    return bool((got >= want).all() and (got <= rim).all())
+
+
+def test_face_covers_its_projection_and_mask_matches_image_exactly(camera):
+    raster = Raster(camera, light=(0, 0, 0), ambient=1.0, power=0.0)
+    raster.draw(rect(-1.01, 1.01, -0.51, 0.51, 2.0, 3, flat((0.2, 0.4, 0.6))))
+    want = expected_box(-1.01, 1.01, -0.51, 0.51, 2.0)
+    assert want.sum() == 50 * 26
+    labelled = raster.ids == 3
+    assert within_a_pixel(labelled, want)
+    # the mask is exactly where the face was painted: no anti-aliased or missed pixel
+    np.testing.assert_array_equal(raster.rgb.any(axis=2), labelled)
+    np.testing.assert_allclose(raster.rgb[labelled], np.tile([0.2, 0.4, 0.6], (labelled.sum(), 1)), atol=1e-6)
+
+
+def test_nearer_face_wins_whatever_the_drawing_order(camera):
+    far = rect(-1.01, 1.01, -0.51, 0.51, 2.0, 3, flat((1, 0, 0)))
+    near = rect(-0.205, 0.205, -0.205, 0.205, 1.0, 5, flat((0, 1, 0)))
+    results = []
+    for order in ((far, near), (near, far)):
+        raster = Raster(camera, (0, 0, 0), 1.0, 0.0)
+        for face in order:
+            raster.draw(face)
+        results.append(raster.ids.copy())
+    np.testing.assert_array_equal(results[0], results[1])
+    assert within_a_pixel(results[0] == 5, expected_box(-0.205, 0.205, -0.205, 0.205, 1.0))
+    assert within_a_pixel((results[0] == 3) | (results[0] == 5), expected_box(-1.01, 1.01, -0.51, 0.51, 2.0))
+
+
+def test_back_faces_and_faces_behind_the_camera_are_not_drawn(camera):
+    raster = Raster(camera, (0, 0, 0), 1.0, 0.0)
+    face = rect(-1, 1, -1, 1, 2.0, 3, flat((1, 1, 1)))
+    face.e2 = -face.e2
+    face.normal = -face.normal  # now facing away from the camera
+    raster.draw(face)
+    raster.draw(rect(-1, 1, -1, 1, -2.0, 4, flat((1, 1, 1))))
+    assert not raster.ids.any()
+
+
+def test_lambert_shading_matches_hand_computation(camera):
+    # light at the camera, face 2 m ahead facing it: n·l = 1, falloff = power / (1 + (2/3)^2)
+    raster = Raster(camera, light=(0, 0, 0), ambient=0.3, power=0.7)
+    raster.draw(rect(-1, 1, -1, 1, 2.0, 1, flat((0.5, 0.5, 0.5), emissive=False)))
+    expected = 0.5 * (0.3 + 0.7 / (1 + (2 / 3) ** 2))
+    np.testing.assert_allclose(raster.rgb[50, 50], expected, rtol=0.02)
+
+
+def test_glass_shows_what_lies_behind_tinted(camera):
+    raster = Raster(camera, (0, 0, 0), 1.0, 0.0)
+    raster.draw(rect(-1.5, 1.5, -1.5, 1.5, 3.0, 6, flat((0.8, 0.2, 0.2))))
+    pane = flat((0.0, 0.0, 0.0), emissive=False, glass=0.5)
+    pane.tint = np.array([1.0, 1.0, 0.5], np.float32)
+    raster.draw(rect(-0.5, 0.5, -0.5, 0.5, 1.0, 3, pane))
+    assert raster.ids[50, 50] == 3
+    np.testing.assert_allclose(raster.rgb[50, 50], [0.4, 0.1, 0.05], atol=1e-5)
+
+
+def test_render_scene_is_deterministic_and_labels_are_valid(materials):
+    bank = TextureBank(0, variants=2, size=64)
+    a = render_scene(np.random.default_rng(7), (96, 128), materials, bank)
+    b = render_scene(np.random.default_rng(7), (96, 128), materials, TextureBank(0, variants=2, size=64))
+    c = render_scene(np.random.default_rng(8), (96, 128), materials, bank)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+    assert not np.array_equal(a[1], c[1])
+    assert a[0].shape == (96, 128, 3) and a[0].dtype == np.uint8
+    assert a[1].shape == (96, 128) and a[1].dtype == np.uint8
+    seen = set()
+    for seed in range(4):
+        _, ids = render_scene(np.random.default_rng(seed), (96, 128), materials, bank)
+        assert set(np.unique(ids)) <= set(materials.ids)
+        seen |= set(np.unique(ids).tolist())
+    assert len(seen - {0}) >= 6  # scenes mix most of the materials
+
+
+def test_classes_missing_from_the_map_become_background(materials):
+    only_wood = MaterialMap.from_entries([{"id": 0, "name": "background", "color": [0, 0, 0]},
+                                          {"id": 1, "name": "wood", "color": [245, 169, 98]}])
+    bank = TextureBank(0, variants=2, size=64)
+    _, ids = render_scene(np.random.default_rng(3), (96, 128), only_wood, bank)
+    _, full = render_scene(np.random.default_rng(3), (96, 128), materials, bank)
+    np.testing.assert_array_equal(ids == 1, full == 8)
+    assert set(np.unique(ids)) <= {0, 1}
+
+
+def test_render_scene_rejects_tiny_sizes(rng):
+    with pytest.raises(ValueError, match="at least 16"):
+        render_scene(rng, (8, 8))
+
+
+def test_generate_dataset_same_bytes_with_any_worker_count(tmp_path, materials):
+    one = generate_dataset(tmp_path / "one", 4, (96, 128), seed=3, workers=1, variants=2)
+    generate_dataset(tmp_path / "two", 4, (96, 128), seed=3, workers=2, variants=2)
+    generate_dataset(tmp_path / "other", 4, (96, 128), seed=4, workers=1, variants=2)
+    files = sorted(p.relative_to(tmp_path / "one") for p in (tmp_path / "one").rglob("*") if p.is_file())
+    assert len(files) == 4 + 4 + 4 + 1  # images, masks, split lists, synth.json
+    for rel in files:
+        assert (tmp_path / "one" / rel).read_bytes() == (tmp_path / "two" / rel).read_bytes(), rel
+    first = "JPEGImages/000000.jpg"
+    assert (tmp_path / "one" / first).read_bytes() != (tmp_path / "other" / first).read_bytes()
+    ids, ignored = read_mask(tmp_path / "one/SegmentationClass/000001.png", materials)
+    assert ids.shape == (96, 128) and ignored == 0
+    splits = {s: read_split(tmp_path / "one", s) for s in ("train", "val", "test", "trainval")}
+    assert sorted(splits["train"] + splits["val"] + splits["test"]) == [f"{i:06d}" for i in range(4)]
+    assert sorted(splits["trainval"]) == sorted(splits["train"] + splits["val"])
+    assert one["count"] == 4
+
+
+def test_synth_command_line(tmp_path):
+    env_cmd = [sys.executable, "-m", "matseg_ros.cli", "data", "synth"]
+    done = subprocess.run(env_cmd + ["--output", str(tmp_path / "ds"), "--count", "2", "--size", "64x48",
+                                     "--workers", "1", "--variants", "1", "--textures", str(tmp_path / "tex"),
+                                     "--texture-size", "16"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "ds/JPEGImages/000001.jpg").is_file() and (tmp_path / "tex/wood.png").is_file()
+    bad = subprocess.run(env_cmd + ["--output", str(tmp_path / "x"), "--count", "1", "--size", "big"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "WIDTHxHEIGHT" in bad.stderr
+    zero = subprocess.run(env_cmd + ["--output", str(tmp_path / "x"), "--count", "0"], capture_output=True, text=True)
+    assert zero.returncode == 2 and "count must be at least 1" in zero.stderr
