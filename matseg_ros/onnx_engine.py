@@ -1,0 +1,128 @@
+"""ONNX Runtime engine: TensorRT/CUDA/CPU providers, reports the providers really in use.
+
+At load time the graph gets three extra nodes after `logits` (Softmax, ReduceMax,
+ArgMax) so ids and confidence come out of ONNX Runtime directly: on a GPU only two
+small H×W arrays cross to the host, on a CPU the reduction runs in ORT's threads.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from .engine import EngineError, preprocess, restore_size
+from .materials import MaterialMap
+from .modelmeta import INPUT_NAME, OUTPUT_NAME, ModelMetadata, ModelMetadataError
+
+log = logging.getLogger(__name__)
+
+PROVIDERS = {"tensorrt": "TensorrtExecutionProvider", "cuda": "CUDAExecutionProvider",
+             "cpu": "CPUExecutionProvider"}
+GPU_PROVIDERS = {"TensorrtExecutionProvider", "CUDAExecutionProvider"}
+IDS_NAME, CONFIDENCE_NAME = "matseg_ids", "matseg_confidence"
+
+
+def requested_providers(device: str, providers: tuple[str, ...] | None) -> list[str]:
+    if providers:
+        unknown = [p for p in providers if p not in PROVIDERS]
+        if unknown:
+            raise EngineError(f"unknown provider(s) {unknown}; expected names from {list(PROVIDERS)}")
+        names = list(providers)
+    else:
+        names = {"auto": ["cuda", "cpu"], "cuda": ["cuda", "cpu"], "cpu": ["cpu"]}[device]
+    return [PROVIDERS[n] for n in names]
+
+
+def add_postprocessing(model) -> None:
+    """Append Softmax -> ReduceMax (confidence) and ArgMax (ids) after the logits output."""
+    from onnx import TensorProto, helper
+
+    graph = model.graph
+    outputs = [o.name for o in graph.output]
+    if OUTPUT_NAME not in outputs:
+        raise ModelMetadataError(f"model output must be named {OUTPUT_NAME!r}, got {outputs}")
+    opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=17)
+    prob = "matseg_prob"
+    nodes = [helper.make_node("Softmax", [OUTPUT_NAME], [prob], axis=1, name="matseg_softmax")]
+    if opset >= 18:
+        graph.initializer.append(helper.make_tensor("matseg_axis1", TensorProto.INT64, [1], [1]))
+        nodes.append(helper.make_node("ReduceMax", [prob, "matseg_axis1"], ["matseg_conf_raw"],
+                                      keepdims=0, name="matseg_reducemax"))
+    else:
+        nodes.append(helper.make_node("ReduceMax", [prob], ["matseg_conf_raw"], axes=[1],
+                                      keepdims=0, name="matseg_reducemax"))
+    nodes += [
+        helper.make_node("Cast", ["matseg_conf_raw"], [CONFIDENCE_NAME], to=TensorProto.FLOAT,
+                         name="matseg_cast_conf"),
+        helper.make_node("ArgMax", [OUTPUT_NAME], ["matseg_ids64"], axis=1, keepdims=0,
+                         name="matseg_argmax"),
+        helper.make_node("Cast", ["matseg_ids64"], [IDS_NAME], to=TensorProto.UINT8,
+                         name="matseg_cast_ids"),
+    ]
+    graph.node.extend(nodes)
+    del graph.output[:]
+    graph.output.extend([
+        helper.make_tensor_value_info(IDS_NAME, TensorProto.UINT8, None),
+        helper.make_tensor_value_info(CONFIDENCE_NAME, TensorProto.FLOAT, None),
+    ])
+
+
+class OnnxEngine:
+    backend = "onnxruntime"
+
+    def __init__(self, model_path: str | Path, device: str = "auto", precision: str = "auto",
+                 require_gpu: bool = False, providers: tuple[str, ...] | None = None,
+                 threads: int = 0):
+        import onnx
+        import onnxruntime as ort
+
+        path = Path(model_path)
+        try:
+            model = onnx.load(str(path))
+        except Exception as exc:  # onnx raises DecodeError/ValueError/OSError variants
+            raise EngineError(f"{path}: cannot read ONNX model: {exc}") from None
+        props = {p.key: p.value for p in model.metadata_props}
+        try:
+            self.metadata = ModelMetadata.from_props(props, str(path))
+            inputs = [i.name for i in model.graph.input]
+            if INPUT_NAME not in inputs:
+                raise ModelMetadataError(f"model input must be named {INPUT_NAME!r}, got {inputs}")
+            add_postprocessing(model)
+        except ModelMetadataError as exc:
+            raise EngineError(str(exc)) from None
+
+        wanted = requested_providers(device, providers)
+        available = set(ort.get_available_providers())
+        chosen = [p for p in wanted if p in available] or ["CPUExecutionProvider"]
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        if threads:
+            options.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(model.SerializeToString(), options, providers=chosen)
+        except Exception as exc:  # ORT raises its own Fail/InvalidGraph types
+            raise EngineError(f"{path}: ONNX Runtime cannot load the model: {exc}") from None
+        self.providers = list(self.session.get_providers())
+        on_gpu = bool(GPU_PROVIDERS & set(self.providers))
+        if require_gpu and not on_gpu:
+            raise EngineError(f"{path}: a GPU is required but ONNX Runtime runs on "
+                              f"{self.providers} (requested {wanted})")
+        if not on_gpu and any(p in GPU_PROVIDERS for p in wanted) and device == "cuda":
+            log.warning("CUDA requested but not usable; ONNX Runtime falls back to %s", self.providers)
+        self.device = "cuda" if on_gpu else "cpu"
+        input_type = self.session.get_inputs()[0].type
+        self._dtype = np.float16 if "float16" in input_type else np.float32
+        self.precision = "fp16" if self._dtype == np.float16 else "fp32"
+        if precision == "fp16" and self.precision != "fp16":
+            log.warning("%s: precision fp16 needs a model exported with --fp16; running fp32", path)
+
+    @property
+    def classes(self) -> MaterialMap:
+        return self.metadata.classes
+
+    def predict(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x = preprocess(rgb, self.metadata).astype(self._dtype, copy=False)
+        ids, confidence = self.session.run([IDS_NAME, CONFIDENCE_NAME], {INPUT_NAME: x})
+        return restore_size(ids[0], confidence[0], rgb.shape)

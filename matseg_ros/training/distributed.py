@@ -1,0 +1,57 @@
+"""DDP as torchrun sets it up: RANK / WORLD_SIZE / LOCAL_RANK in the environment."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def from_environment() -> DistInfo:
+    """The process's place in a torchrun job (a single process when not launched by torchrun)."""
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
+        return DistInfo()
+    return DistInfo(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]),
+                    int(os.environ.get("LOCAL_RANK", 0)))
+
+
+def init(info: DistInfo, device: torch.device) -> None:
+    """NCCL on GPUs, gloo on the CPU; a no-op for a single process."""
+    if info.enabled and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo",
+                                rank=info.rank, world_size=info.world_size,
+                                device_id=device if device.type == "cuda" else None)
+
+
+def shutdown() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def all_reduce_sum(values: list[float], device: torch.device) -> list[float]:
+    """Sum floats over the processes (identity without DDP)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return list(values)
+    tensor = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(tensor)
+    return tensor.tolist()
+
+
+def launch_command(n: int, config: str) -> str:
+    return f"torchrun --standalone --nproc_per_node={n} -m matseg_ros.cli train --config {config}"

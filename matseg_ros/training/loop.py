@@ -1,0 +1,107 @@
+"""One training epoch and one evaluation pass: plain functions, as in torchvision's references."""
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from . import distributed
+from .metrics import ConfusionMatrix
+
+AUX_WEIGHT = 0.4  # auxiliary-head loss weight (PSPNet)
+
+
+def _main_and_aux(output: torch.Tensor | tuple[torch.Tensor, ...]
+                  ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    if isinstance(output, (tuple, list)):
+        return output[0], (output[1] if len(output) > 1 else None)
+    return output, None
+
+
+def _at_size(logits: torch.Tensor, size: torch.Size) -> torch.Tensor:
+    if logits.shape[-2:] != size:
+        logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+    return logits
+
+
+def train_one_epoch(model: nn.Module, criterion: nn.Module, optimizer: torch.optim.Optimizer,
+                    scheduler: torch.optim.lr_scheduler.LRScheduler, scaler: torch.amp.GradScaler,
+                    loader: torch.utils.data.DataLoader, device: torch.device, epoch: int,
+                    amp: bool = False, log_every: int = 20, progress: bool = True,
+                    on_log: Callable[[int, float, float], None] | None = None) -> dict[str, Any]:
+    """Train one epoch, stepping the scheduler per iteration.
+
+    `on_log(global_step, loss, lr)` is called every `log_every` iterations (TensorBoard).
+    Returns the mean loss over all processes, images/s, and the unknown-colour pixel count.
+    """
+    model.train()
+    loss_sum, steps, images, unknown = 0.0, 0, 0, 0
+    start = time.perf_counter()
+    bar = tqdm(loader, desc=f"epoch {epoch} train", disable=not progress, leave=False,
+               dynamic_ncols=True)
+    for i, (image, target, n_unknown) in enumerate(bar):
+        image = image.to(device, non_blocking=True)
+        target = target.to(device, non_blocking=True)
+        with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
+            main, aux = _main_and_aux(model(image))
+            loss = criterion(_at_size(main, target.shape[-2:]), target)
+            if aux is not None:
+                loss = loss + AUX_WEIGHT * criterion(_at_size(aux, target.shape[-2:]), target)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"epoch {epoch}, iteration {i}: loss is {loss.item()}; "
+                                     "lower optimizer.args.lr or check the data")
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        scheduler.step()
+        value = loss.item()
+        loss_sum += value
+        steps += 1
+        images += image.shape[0]
+        unknown += int(n_unknown.sum())
+        lr = optimizer.param_groups[-1]["lr"]
+        bar.set_postfix(loss=f"{value:.4f}", lr=f"{lr:.2e}")
+        if on_log is not None and (i + 1) % log_every == 0:
+            on_log(i, value, lr)
+    seconds = time.perf_counter() - start
+    loss_sum, steps, images, unknown = distributed.all_reduce_sum(
+        [loss_sum, steps, images, unknown], device)
+    return {"loss": loss_sum / max(steps, 1), "images": int(images),
+            "images_per_s": images / seconds if seconds > 0 else math.nan, "seconds": seconds,
+            "unknown_pixels": int(unknown)}
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, loader: torch.utils.data.DataLoader, device: torch.device,
+             num_classes: int, criterion: nn.Module | None = None, amp: bool = False,
+             progress: bool = True, keep_examples: int = 0,
+             ) -> tuple[dict[str, Any], list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]]:
+    """Whole-image evaluation -> (metrics incl. `loss`, first `keep_examples` (image, gt, pred))."""
+    model.eval()
+    confusion = ConfusionMatrix(num_classes, device=device)
+    loss_sum, batches = 0.0, 0
+    examples: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+    for image, target, _ in tqdm(loader, desc="validate", disable=not progress, leave=False,
+                                 dynamic_ncols=True):
+        image = image.to(device, non_blocking=True)
+        target = target.to(device, non_blocking=True)
+        with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
+            logits = _at_size(_main_and_aux(model(image))[0], target.shape[-2:])
+            if criterion is not None:
+                loss_sum += float(criterion(logits, target))
+                batches += 1
+        pred = logits.argmax(dim=1)
+        confusion.update(pred, target)
+        for k in range(min(keep_examples - len(examples), image.shape[0])):
+            examples.append((image[k].float().cpu(), target[k].cpu(), pred[k].cpu()))
+    confusion.all_reduce()
+    metrics = confusion.compute()
+    loss_sum, batches = distributed.all_reduce_sum([loss_sum, batches], device)
+    metrics["loss"] = loss_sum / batches if batches else math.nan
+    return metrics, examples

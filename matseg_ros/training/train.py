@@ -1,0 +1,284 @@
+"""`matseg train`: train from an original-format JSON config, on one device or under torchrun.
+
+    matseg train --config config/train/deeplab_resnet101.json [--resume saved/.../last.pt]
+    torchrun --standalone --nproc_per_node=4 -m matseg_ros.cli train --config CFG.json
+
+Checkpoints go to trainer.save_dir/<name>/<timestamp>/: `last.pt` every epoch (resume),
+`epoch_<N>.pt` every save_period epochs, `best.pt` whenever the monitored metric improves.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from ..dataset_layout import DatasetError
+from ..fileio import atomic_write_text
+from ..masks import MaskError
+from ..materials import MaterialMap, MaterialsError, load_materials
+from ..modelmeta import ModelMetadata
+from . import builders, distributed
+from .balance import class_pixel_counts
+from .config import (ConfigError, add_override_arguments, apply_overrides, parse_monitor,
+                     read_raw_config, resolve_config)
+from .loop import evaluate, train_one_epoch
+from .schedules import ScheduleError, build_scheduler
+from .state import make_checkpoint, seed_everything, set_rng_state, unwrap
+from .visualize import example_panels
+
+log = logging.getLogger("matseg.train")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="training config JSON (the original format); optional "
+                        "with --resume, which reuses the checkpoint's config")
+    parser.add_argument("--resume", help="checkpoint to continue from (last.pt of a run)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                        help="auto: CUDA when available and n_gpu > 0")
+    parser.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
+    add_override_arguments(parser)
+
+
+def _device(choice: str, cfg: dict[str, Any], info: distributed.DistInfo) -> torch.device:
+    use_cuda = torch.cuda.is_available() and (choice == "cuda" or
+                                              (choice == "auto" and cfg["n_gpu"] > 0))
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda: torch sees no CUDA device")
+    return torch.device(f"cuda:{info.local_rank}") if use_cuda else torch.device("cpu")
+
+
+def _load_inputs(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The resolved config (file or checkpoint, plus overrides) and the checkpoint to resume."""
+    ckpt = load_checkpoint(args.resume) if args.resume else None
+    if args.config:
+        raw, source = read_raw_config(args.config), args.config
+    elif ckpt is not None:
+        if "config" not in ckpt:
+            raise ConfigError(f"{args.resume}: checkpoint holds no config; pass --config")
+        raw, source = ckpt["config"], f"{args.resume} (config)"
+    else:
+        raise ConfigError("give --config CFG.json (or --resume CKPT to continue a run)")
+    return resolve_config(apply_overrides(raw, args), source), ckpt
+
+
+def _run_dir(cfg: dict[str, Any], args: argparse.Namespace) -> tuple[Path, Path]:
+    """Checkpoint and TensorBoard folders; a resumed run continues in its checkpoint's folder."""
+    trainer = cfg["trainer"]
+    if args.resume and not args.save_dir:
+        run = Path(args.resume).resolve().parent
+        stamp = run.name
+    else:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        run = Path(trainer["save_dir"]) / cfg["name"] / stamp
+    return run, Path(trainer["log_dir"]) / cfg["name"] / stamp
+
+
+def _improved(mode: str, value: float, best: float | None) -> bool:
+    if value != value:  # NaN never improves
+        return False
+    return best is None or (value > best if mode == "max" else value < best)
+
+
+def train(cfg: dict[str, Any], args: argparse.Namespace, ckpt: dict[str, Any] | None,
+          info: distributed.DistInfo) -> dict[str, Any]:
+    """Run the configured training; returns a summary (best metric, run folder, last metrics)."""
+    device = _device(args.device, cfg, info)
+    distributed.init(info, device)
+    trainer = cfg["trainer"]
+    progress_bars = info.is_main and not args.no_progress
+    seed = cfg["seed"] if cfg["seed"] is not None else (
+        int(ckpt["seed"]) if ckpt and "seed" in ckpt else random.SystemRandom().randrange(2**31))
+    seed_everything(seed)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = cfg["seed"] is None
+        torch.backends.cudnn.deterministic = cfg["seed"] is not None
+    try:
+        materials = load_materials(cfg["materials"])
+    except MaterialsError as exc:
+        raise ConfigError(f"'materials': {exc}") from None
+    num_classes = materials.num_classes
+    mean, std = builders.normalisation(cfg)
+    meta = ModelMetadata(materials, tuple(mean), tuple(std), tuple(builders.input_size(cfg)),
+                         cfg["arch"]["type"], cfg["arch"]["args"]["backbone"] or "")
+
+    train_set, val_set = builders.build_datasets(cfg, materials, seed)
+    counts = None
+    if cfg["balance"]["class_weights"] == "median_frequency" or cfg["balance"]["oversample"]:
+        counts = class_pixel_counts(train_set, num_classes, progress=progress_bars)
+    weights = builders.class_weights(cfg, counts, num_classes)
+    if weights is not None and info.is_main:
+        log.info("class weights: %s", dict(zip(materials.names, weights)))
+    train_loader, val_loader = builders.build_loaders(cfg, train_set, val_set, info, seed, counts,
+                                                      pin_memory=device.type == "cuda")
+
+    model = builders.build_network(cfg, num_classes)
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model"])
+    model.to(device)
+    if info.enabled:
+        if cfg["use_synch_bn"]:
+            if device.type == "cuda":
+                model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            elif info.is_main:
+                log.warning("use_synch_bn: SyncBatchNorm needs CUDA; on the CPU each process keeps "
+                            "its own BatchNorm statistics")
+        model = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+    elif cfg["use_synch_bn"] and info.is_main:
+        log.info("use_synch_bn has no effect in a single process")
+
+    optimizer = builders.build_optimizer(cfg, model)
+    try:
+        scheduler = build_scheduler(cfg["lr_scheduler"]["type"], optimizer, trainer["epochs"],
+                                    len(train_loader), cfg["lr_scheduler"]["args"])
+    except ScheduleError as exc:
+        raise ConfigError(str(exc)) from None
+    amp = trainer["amp"] and device.type == "cuda"
+    scaler = torch.amp.GradScaler(device.type, enabled=amp)
+    criterion = builders.build_criterion(cfg, weights).to(device)
+    mode, metric = parse_monitor(trainer["monitor"])
+    if metric is not None and val_loader is None:
+        log.warning("trainer.monitor %r needs validation (trainer.val is false): no best.pt",
+                    trainer["monitor"])
+        mode, metric = "off", None
+
+    start_epoch, best, best_epoch, global_step, last_metrics = 1, None, 0, 0, {}
+    if ckpt is not None:
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        scaler.load_state_dict(ckpt["scaler"])
+        start_epoch = int(ckpt["epoch"]) + 1
+        best, best_epoch = ckpt.get("best_metric"), int(ckpt.get("best_epoch", 0))
+        global_step, last_metrics = int(ckpt.get("global_step", 0)), ckpt.get("metrics") or {}
+        set_rng_state(ckpt["rng"])
+
+    run_dir, log_dir = _run_dir(cfg, args)
+    writer = None
+    if info.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_dir / "config.json", json.dumps(cfg, indent=2))
+        if trainer["tensorboard"]:
+            from torch.utils.tensorboard import SummaryWriter
+            writer = SummaryWriter(str(log_dir))
+        log.info("training %s/%s on %s (%d process(es), AMP %s): %d train / %s val images, "
+                 "epochs %d..%d; checkpoints in %s", cfg["arch"]["type"],
+                 cfg["arch"]["args"]["backbone"], device, info.world_size, amp, len(train_set),
+                 len(val_set) if val_set else "no", start_epoch, trainer["epochs"], run_dir)
+
+    def on_log(iteration: int, loss: float, lr: float) -> None:
+        if writer is not None:
+            writer.add_scalar("train/loss_iter", loss, global_step + iteration + 1)
+            writer.add_scalar("train/lr", lr, global_step + iteration + 1)
+
+    meta_entries = meta.to_checkpoint_entries()
+    try:
+        for epoch in range(start_epoch, trainer["epochs"] + 1):
+            train_loader.sampler.set_epoch(epoch)
+            train_set.set_epoch(epoch)
+            stats = train_one_epoch(model, criterion, optimizer, scheduler, scaler, train_loader,
+                                    device, epoch, amp=amp, log_every=trainer["log_per_iter"],
+                                    progress=progress_bars, on_log=on_log)
+            global_step += len(train_loader)
+            if stats["unknown_pixels"] and info.is_main:
+                log.warning("epoch %d: %d mask pixels had no class colour within %.0f and were "
+                            "ignored; `matseg data validate` lists the files", epoch,
+                            stats["unknown_pixels"], cfg["train_loader"]["args"]["mask_tolerance"])
+            validate = val_loader is not None and (epoch % trainer["val_per_epochs"] == 0
+                                                   or epoch == trainer["epochs"])
+            val_metrics: dict[str, Any] = {}
+            examples: list = []
+            if validate:
+                val_metrics, examples = evaluate(
+                    model, val_loader, device, num_classes, criterion, amp=amp,
+                    progress=progress_bars, keep_examples=trainer["image_panels"] if writer else 0)
+                last_metrics = val_metrics
+            improved = metric is not None and validate and _improved(mode, val_metrics[metric], best)
+            if improved:
+                best, best_epoch = float(val_metrics[metric]), epoch
+            if info.is_main:
+                _report(epoch, stats, val_metrics, optimizer, writer, materials,
+                        examples, mean, std)
+                ckpt_out = make_checkpoint(model, cfg, meta_entries, optimizer, scheduler, scaler, {
+                    "epoch": epoch, "metrics": last_metrics, "best_metric": best,
+                    "best_epoch": best_epoch, "seed": seed, "global_step": global_step,
+                    "train_loss": stats["loss"]})
+                if epoch % trainer["save_period"] == 0:
+                    save_checkpoint(run_dir / f"epoch_{epoch}.pt", ckpt_out)
+                if improved:
+                    save_checkpoint(run_dir / "best.pt", ckpt_out)
+                    log.info("epoch %d: %s improved to %.4f -> %s", epoch, metric, best,
+                             run_dir / "best.pt")
+                save_checkpoint(run_dir / "last.pt", ckpt_out)
+            early_stop = trainer["early_stop"]
+            if metric is not None and early_stop and epoch - best_epoch >= early_stop:
+                if info.is_main:
+                    log.info("early stop: %s has not improved for %d epochs (best %.4f at epoch %d)",
+                             metric, epoch - best_epoch, best, best_epoch)
+                break
+    finally:
+        if writer is not None:
+            writer.close()
+    return {"run_dir": str(run_dir), "best_metric": best, "best_epoch": best_epoch,
+            "metrics": last_metrics, "seed": seed}
+
+
+def _report(epoch: int, stats: dict[str, Any], val: dict[str, Any], optimizer: torch.optim.Optimizer,
+            writer: Any, materials: MaterialMap, examples: list, mean: list[float],
+            std: list[float]) -> None:
+    line = (f"epoch {epoch}: train loss {stats['loss']:.4f} ({stats['images_per_s']:.1f} img/s, "
+            f"lr {optimizer.param_groups[-1]['lr']:.3e})")
+    if val:
+        line += (f" | val loss {val['loss']:.4f} mIoU {val['mIoU']:.4f} "
+                 f"pixel acc {val['pixel_accuracy']:.4f}")
+    log.info(line)
+    if writer is None:
+        return
+    writer.add_scalar("train/loss", stats["loss"], epoch)
+    writer.add_scalar("train/images_per_s", stats["images_per_s"], epoch)
+    for i, group in enumerate(optimizer.param_groups):
+        writer.add_scalar(f"lr/group{i}", group["lr"], epoch)
+    if val:
+        for key in ("loss", "mIoU", "pixel_accuracy", "mean_accuracy", "mDice", "fwIoU"):
+            writer.add_scalar(f"val/{key}", val[key], epoch)
+        for name, iou in zip(materials.names, val["per_class_iou"]):
+            if iou == iou:
+                writer.add_scalar(f"val_iou/{name}", iou, epoch)
+        for k, panel in enumerate(example_panels(examples, materials, mean, std)):
+            writer.add_image(f"val/example_{k}", panel, epoch, dataformats="HWC")
+    writer.flush()
+
+
+def run(args: argparse.Namespace) -> int:
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    info = distributed.from_environment()
+    try:
+        cfg, ckpt = _load_inputs(args)
+        if cfg["n_gpu"] > 1 and not info.enabled:
+            config = args.config or "CFG.json"
+            raise ConfigError(
+                f"n_gpu is {cfg['n_gpu']}: multi-GPU training runs one process per GPU under "
+                f"torchrun (DistributedDataParallel). Launch it as:\n  "
+                f"{distributed.launch_command(cfg['n_gpu'], config)}\n"
+                "or set n_gpu to 1 (0 for the CPU) to train in this single process")
+        summary = train(cfg, args, ckpt, info)
+    except (ConfigError, DatasetError, MaskError, CheckpointError) as exc:
+        print(f"matseg train: error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        distributed.shutdown()
+    if info.is_main:
+        best = summary["best_metric"]
+        print(f"done: run folder {summary['run_dir']}"
+              + (f", best {best:.4f} at epoch {summary['best_epoch']}" if best is not None else ""))
+    return 0

@@ -1,0 +1,96 @@
+import logging
+import os
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from conftest import export_tiny_onnx
+from matseg_ros.engine import EngineError, load_engine, preprocess
+from matseg_ros.modelmeta import ModelMetadata
+
+
+def reference(net, rgb, meta):
+    """PyTorch on the same preprocessing, then resize ids back as the engine documents."""
+    import cv2
+
+    with torch.no_grad():
+        prob = torch.softmax(net(torch.from_numpy(preprocess(rgb, meta))), dim=1)[0]
+    conf, ids = prob.max(dim=0)
+    h, w = rgb.shape[:2]
+    ids = cv2.resize(ids.numpy().astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST)
+    conf = cv2.resize(conf.numpy(), (w, h), interpolation=cv2.INTER_LINEAR)
+    return ids, conf
+
+
+def test_onnx_engine_matches_pytorch(tmp_path, materials, rng):
+    path, net = export_tiny_onnx(tmp_path / "m.onnx", materials, input_size=(48, 64))
+    engine = load_engine(path)
+    assert engine.backend == "onnxruntime" and engine.device == "cpu"
+    assert engine.providers == ["CPUExecutionProvider"] and engine.classes == materials
+    for shape in [(48, 64, 3), (97, 131, 3)]:  # model size, and a resize in both directions
+        rgb = rng.integers(0, 256, size=shape, dtype=np.uint8)
+        ids, conf = engine.predict(rgb)
+        ref_ids, ref_conf = reference(net, rgb, engine.metadata)
+        assert ids.dtype == np.uint8 and conf.dtype == np.float32 and ids.shape == shape[:2]
+        assert (ids == ref_ids).mean() > 0.999
+        np.testing.assert_allclose(conf, ref_conf, rtol=1e-4, atol=1e-5)
+        assert len(np.unique(ids)) > 1 and ((conf > 1 / 9) & (conf <= 1)).all()
+
+
+def test_preprocess_normalises_with_metadata(materials):
+    meta = ModelMetadata(materials, mean=(0.5, 0.5, 0.5), std=(0.25, 0.5, 1.0), input_size=(2, 2))
+    rgb = np.full((2, 2, 3), 255, np.uint8)
+    x = preprocess(rgb, meta)
+    assert x.shape == (1, 3, 2, 2) and x.dtype == np.float32
+    np.testing.assert_allclose(x[0, :, 0, 0], [2.0, 1.0, 0.5], rtol=1e-6)
+
+
+def test_fp16_model_runs_and_reports_precision(tmp_path, materials, rng):
+    path, _ = export_tiny_onnx(tmp_path / "h.onnx", materials, fp16=True)
+    engine = load_engine(path)
+    assert engine.precision == "fp16"
+    ids, conf = engine.predict(rng.integers(0, 256, size=(48, 64, 3), dtype=np.uint8))
+    assert ids.shape == (48, 64) and conf.dtype == np.float32
+
+
+def test_cuda_request_without_gpu(tiny_onnx_model, caplog):
+    with caplog.at_level(logging.WARNING):
+        engine = load_engine(tiny_onnx_model, device="cuda")
+    assert engine.device == "cpu" and engine.providers == ["CPUExecutionProvider"]
+    with pytest.raises(EngineError, match="a GPU is required but ONNX Runtime runs on"):
+        load_engine(tiny_onnx_model, device="cuda", require_gpu=True)
+    with pytest.raises(EngineError, match="require_gpu is set but device is 'cpu'"):
+        load_engine(tiny_onnx_model, device="cpu", require_gpu=True)
+
+
+def test_error_paths(tmp_path, tiny_onnx_model):
+    with pytest.raises(EngineError, match="missing.onnx: model file not found"):
+        load_engine(tmp_path / "missing.onnx")
+    (tmp_path / "junk.onnx").write_bytes(b"\x00garbage")
+    with pytest.raises(EngineError, match="junk.onnx: cannot read ONNX model"):
+        load_engine(tmp_path / "junk.onnx")
+    bare = onnx.load(str(tiny_onnx_model))
+    del bare.metadata_props[:]
+    onnx.save(bare, str(tmp_path / "bare.onnx"))
+    with pytest.raises(EngineError, match="bare.onnx: model metadata lacks 'matseg.format'"):
+        load_engine(tmp_path / "bare.onnx")
+    (tmp_path / "m.bin").write_bytes(b"")
+    with pytest.raises(EngineError, match="cannot tell the backend"):
+        load_engine(tmp_path / "m.bin")
+    with pytest.raises(EngineError, match="device must be one of auto, cuda, cpu"):
+        load_engine(tiny_onnx_model, device="gpu")
+    with pytest.raises(EngineError, match="unknown provider"):
+        load_engine(tiny_onnx_model, providers=("rocm",))
+    with pytest.raises(ValueError, match="H×W×3 uint8"):
+        load_engine(tiny_onnx_model).predict(np.zeros((4, 4), np.uint8))
+
+
+def test_torch_checkpoint_errors(tmp_path):
+    (tmp_path / "bad.pt").write_bytes(b"not a zip")
+    with pytest.raises(EngineError, match="bad.pt: not a loadable checkpoint"):
+        load_engine(tmp_path / "bad.pt")
+    torch.save({"model": {}, "hook": os.system}, tmp_path / "pickled.pt")  # code by reference
+    with pytest.raises(EngineError, match="weights_only=True failed"):
+        load_engine(tmp_path / "pickled.pt")
