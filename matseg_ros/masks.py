@@ -15,6 +15,7 @@ from .fileio import atomic_path
 from .materials import IGNORE_INDEX, MaterialMap
 
 DEFAULT_TOLERANCE = 40.0  # Euclidean RGB distance; HRIM2021 colours are >= 60 apart
+VOID_COLOR = (224, 224, 192)  # Pascal VOC's "void": how palette PNGs store IGNORE_INDEX
 
 
 class MaskError(ValueError):
@@ -78,10 +79,18 @@ def read_mask(path: str | Path, materials: MaterialMap,
 
 
 def write_mask(path: str | Path, ids: np.ndarray, materials: MaterialMap, palette: bool = True) -> None:
-    """Write ids as an RGB palette PNG (the HRIM2021 convention) or as an id PNG, atomically."""
+    """Write ids as an RGB palette PNG (the HRIM2021 convention) or as an id PNG, atomically.
+
+    In palette PNGs ignored pixels get VOID_COLOR, which reads back as IGNORE_INDEX
+    (black would read back as background)."""
     if ids.ndim != 2 or ids.dtype != np.uint8:
         raise MaskError(f"{path}: ids must be a uint8 H×W array, got {ids.dtype} {ids.shape}")
-    image = materials.palette_lut()[ids][..., ::-1] if palette else ids
+    if palette:
+        lut = materials.palette_lut()
+        lut[IGNORE_INDEX] = VOID_COLOR
+        image = lut[ids][..., ::-1]
+    else:
+        image = ids
     with atomic_path(path) as tmp:
         if not cv2.imwrite(str(tmp), image):
             raise MaskError(f"{path}: could not write PNG")

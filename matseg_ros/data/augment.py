@@ -23,10 +23,9 @@ import numpy as np
 from ..dataset_layout import (IMAGE_EXTENSIONS, DatasetError, image_dir, list_ids, mask_dir, read_rgb, read_split,
                               split_file, write_split)
 from ..fileio import atomic_path
-from ..masks import MaskError, read_mask
+from ..masks import MaskError, read_mask, write_mask
 from ..materials import IGNORE_INDEX, MaterialMap, MaterialsError, load_materials
 
-VOID_COLOR = (224, 224, 192)  # Pascal VOC's "void": > tolerance from every HRIM2021 colour
 GROUPS = ("spatial", "pixel", "advanced")
 
 
@@ -71,16 +70,6 @@ def build_pipeline(groups: tuple[str, ...] = ("spatial", "pixel")):
     return A.Compose(steps, seed=0)
 
 
-def write_mask_void(path: Path, ids: np.ndarray, materials: MaterialMap) -> None:
-    """A palette PNG where ignore is the VOC void colour (write_mask would make it black = background)."""
-    lut = materials.palette_lut()
-    if IGNORE_INDEX not in materials.ids:
-        lut[IGNORE_INDEX] = VOID_COLOR
-    with atomic_path(path) as tmp:
-        if not cv2.imwrite(str(tmp), lut[ids][..., ::-1]):
-            raise MaskError(f"{path}: could not write PNG")
-
-
 def copy_seed(seed: int, image_id: str, k: int) -> int:
     """A seed for copy k of an image, from its name (not its position in a listing)."""
     sequence = np.random.SeedSequence(seed, spawn_key=(zlib.crc32(image_id.encode("utf-8")), k))
@@ -118,7 +107,7 @@ def _augment_one(image_id: str) -> list[str]:
             raise DatasetError(f"{name}: could not encode JPEG")
         with atomic_path(image_dir(s["output"], aug=True) / f"{name}.jpg") as tmp:
             tmp.write_bytes(jpeg.tobytes())
-        write_mask_void(mask_dir(s["output"], aug=True) / f"{name}.png", np.ascontiguousarray(out["mask"]),
+        write_mask(mask_dir(s["output"], aug=True) / f"{name}.png", np.ascontiguousarray(out["mask"]),
                         s["materials"])
         made.append(name)
     return made
