@@ -55,18 +55,23 @@ class ChangeGate:
 
 
 class DatasetWriter:
-    """Append samples to an HRIM2021 dataset; every `val_every`-th sample goes to val."""
+    """Append samples to an HRIM2021 dataset; every `val_every`-th block of `block_size`
+    consecutive samples goes to val. Neighbouring frames of a drive look alike, so
+    splitting frame by frame would leak the validation set into training."""
 
     def __init__(self, root: str | Path, materials: MaterialMap, prefix: str,
-                 val_every: int = 10, jpeg_quality: int = 95) -> None:
+                 val_every: int = 10, jpeg_quality: int = 95, block_size: int = 10) -> None:
         if val_every < 0:
             raise ValueError(f"val_every must be >= 0 (0: no validation split), got {val_every}")
+        if block_size < 1:
+            raise ValueError(f"block_size must be >= 1, got {block_size}")
         if not 1 <= jpeg_quality <= 100:
             raise ValueError(f"jpeg_quality must be in 1..100, got {jpeg_quality}")
         self.root = Path(root)
         self.materials = materials
         self.prefix = prefix
         self.val_every = val_every
+        self.block_size = block_size
         self.jpeg_quality = jpeg_quality
         self.splits = {s: self._existing(s) for s in ("train", "val")}
         self.written = 0
@@ -91,7 +96,8 @@ class DatasetWriter:
         # mask first: a crash between the two leaves an orphan mask, never an unlabelled image
         write_mask(layout.mask_path(self.root, sample_id), ids, self.materials, palette=True)
         atomic_write_bytes(layout.image_dir(self.root) / f"{sample_id}.jpg", jpeg.tobytes())
-        split = "val" if self.val_every and self.written % self.val_every == 0 else "train"
+        block = (self.written - 1) // self.block_size
+        split = "val" if self.val_every and block % self.val_every == self.val_every - 1 else "train"
         self.splits[split].append(sample_id)
         return sample_id
 

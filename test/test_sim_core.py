@@ -165,7 +165,7 @@ def test_change_gate_interval_and_change(rng):
 
 def test_dataset_writer_appends_hrim2021_samples(tmp_path, rng, materials):
     root = tmp_path / "ds"
-    writer = DatasetWriter(root, materials, "run1_", val_every=3)
+    writer = DatasetWriter(root, materials, "run1_", val_every=3, block_size=1)
     samples = {}
     for k in range(4):
         rgb = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
@@ -186,3 +186,14 @@ def test_dataset_writer_appends_hrim2021_samples(tmp_path, rng, materials):
     assert layout.read_split(root, "train")[-1] == "run2_000001" and len(layout.read_split(root, "trainval")) == 5
     with pytest.raises(ValueError, match="mask is"):
         again.write(np.zeros((4, 4, 3), np.uint8), np.zeros((4, 5), np.uint8))
+
+
+def test_writer_sends_whole_blocks_of_a_drive_to_val(tmp_path, materials):
+    writer = DatasetWriter(tmp_path, materials, "d_", val_every=3, block_size=2)
+    frame, ids = np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8), np.uint8)
+    for _ in range(12):
+        writer.write(frame, ids)
+    writer.flush()
+    assert layout.read_split(tmp_path, "val") == ["d_000005", "d_000006", "d_000011", "d_000012"]
+    with pytest.raises(ValueError, match="block_size must be >= 1"):
+        DatasetWriter(tmp_path, materials, "d_", block_size=0)

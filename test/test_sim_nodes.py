@@ -173,13 +173,14 @@ def test_dataset_recorder_writes_a_valid_dataset(context, tmp_path, rng, materia
     executor = SingleThreadedExecutor(context=context)
     recorder = DatasetRecorder(context=context, cli_args=[
         "--ros-args", "-r", "image:=/r/image", "-r", "ground_truth:=/r/labels", "-p", f"output_dir:={out}",
-        "-p", "prefix:=drive_", "-p", "min_interval:=1.0", "-p", "val_every:=2"])
+        "-p", "prefix:=drive_", "-p", "min_interval:=1.0", "-p", "val_every:=2",
+        "-p", "block_size:=1"])
     executor.add_node(recorder)
     feeder = Feeder(context, executor, recorder, {"image": "/r/image", "ground_truth": "/r/labels"})
     try:
         # smooth, distinct colour fields (JPEG keeps them; per-pixel noise it would not)
         frames = [cv2.resize(rng.integers(0, 256, (3, 4, 3), dtype=np.uint8), (64, 48),
-                             interpolation=cv2.INTER_LINEAR) for _ in range(3)]
+                             interpolation=cv2.INTER_LINEAR) for _ in range(4)]
         plan = [(0.0, frames[0], 20), (0.5, frames[1], 30),     # too soon
                 (2.0, frames[0], 20),                           # unchanged
                 (3.0, frames[1], 30), (4.5, frames[2], 40)]
@@ -190,7 +191,7 @@ def test_dataset_recorder_writes_a_valid_dataset(context, tmp_path, rng, materia
         assert recorder.writer.written == 3
         assert recorder.counts == {"gate_kept": 3, "gate_interval": 1, "gate_unchanged": 1}
         # a bgr8 camera works too; the stored image is RGB
-        feeder.send("image", image_msg(frames[2][..., ::-1].copy(), "bgr8", 6 * S))
+        feeder.send("image", image_msg(frames[3][..., ::-1].copy(), "bgr8", 6 * S))
         feeder.send("ground_truth", labels_msg(split_frame(50), 6 * S))
         recorder.writer.flush()
     finally:
@@ -205,8 +206,8 @@ def test_dataset_recorder_writes_a_valid_dataset(context, tmp_path, rng, materia
         np.testing.assert_array_equal(mask, split_frame(boundary))
         assert ignored == 0
     stored = layout.read_rgb(layout.find_image(out, "drive_000004")).astype(int)
-    assert np.abs(stored - frames[2]).mean() < 4         # JPEG of the RGB frame ...
-    assert np.abs(stored - frames[2][..., ::-1]).mean() > 4 * np.abs(stored - frames[2]).mean()  # ... not BGR
+    assert np.abs(stored - frames[3]).mean() < 4         # JPEG of the RGB frame ...
+    assert np.abs(stored - frames[3][..., ::-1]).mean() > 4 * np.abs(stored - frames[3]).mean()  # ... not BGR
     _validate(out)
 
 

@@ -31,12 +31,13 @@ class DatasetRecorder(PairedImagesNode):
     def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
         super().__init__(node_name, SIDES, **kwargs)
         params = {"output_dir": "sim_dataset", "prefix": "", "min_interval": 1.0, "min_change": 0.04,
-                  "min_label_change": 0.02, "val_every": 10, "jpeg_quality": 95}
+                  "min_label_change": 0.02, "val_every": 10, "block_size": 10,
+                  "jpeg_quality": 95}
         p = {name: self.declare_parameter(name, default).value for name, default in params.items()}
         self.gate = ChangeGate(float(p["min_interval"]), float(p["min_change"]), float(p["min_label_change"]))
         prefix = p["prefix"] or time.strftime("sim_%Y%m%d_%H%M%S_")
         self.writer = DatasetWriter(os.path.expanduser(p["output_dir"]), self.materials, prefix,
-                                    int(p["val_every"]), int(p["jpeg_quality"]))
+                                    int(p["val_every"]), int(p["jpeg_quality"]), int(p["block_size"]))
         self.get_logger().info(
             f"recording {self.subscriptions_by_side['image'].topic_name} + "
             f"{self.subscriptions_by_side['ground_truth'].topic_name} into {self.writer.root} "
