@@ -17,7 +17,6 @@ from typing import Any, Iterator
 import numpy as np
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
@@ -25,6 +24,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from ..encodings import ImageDecodeError, numpy_to_image
 from ..framesource import Frame, SourceError, iter_frames
 from ..pipeline import decode_frame
+from .runner import run_node
 
 PARAMETERS: dict[str, tuple[Any, str]] = {
     "source": ("", "image folder, video file or rosbag2 (folder, .mcap or .db3) to replay"),
@@ -142,26 +142,17 @@ class CameraReplay(Node):
         return msg
 
 
+def _replay(node: CameraReplay) -> None:
+    while rclpy.ok() and not node.done:
+        rclpy.spin_once(node, timeout_sec=0.1)
+    node.get_logger().info(f"published {node.published} frames")
+    end = time.monotonic() + 0.5  # let the last samples leave before the process does
+    while rclpy.ok() and time.monotonic() < end:
+        rclpy.spin_once(node, timeout_sec=0.05)
+
+
 def main(args: list[str] | None = None) -> int:
-    try:
-        with rclpy.init(args=args):
-            try:
-                node = CameraReplay()
-            except StartupError as exc:
-                print(f"camera_replay: error: {exc}", file=sys.stderr, flush=True)
-                return 1
-            try:
-                while rclpy.ok() and not node.done:
-                    rclpy.spin_once(node, timeout_sec=0.1)
-                node.get_logger().info(f"published {node.published} frames")
-                end = time.monotonic() + 0.5  # let the last samples leave before the process does
-                while rclpy.ok() and time.monotonic() < end:
-                    rclpy.spin_once(node, timeout_sec=0.05)
-            finally:
-                node.destroy_node()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    return 0
+    return run_node("camera_replay", CameraReplay, (StartupError,), args, spin=_replay)
 
 
 if __name__ == "__main__":

@@ -12,8 +12,6 @@ import sys
 import time
 from typing import Any
 
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from sensor_msgs.msg import Image
 
 from ..encodings import ImageDecodeError, image_to_numpy, image_to_rgb
@@ -21,6 +19,7 @@ from ..materials import MaterialsError
 from ..sim_eval import labels_to_ids
 from ..sim_record import ChangeGate, DatasetWriter
 from .paired_node import PairedImagesNode
+from .runner import run_node
 
 NODE_NAME = "dataset_recorder"
 SIDES = ("image", "ground_truth")   # relative topics, remapped by sim.launch.py
@@ -77,26 +76,14 @@ class DatasetRecorder(PairedImagesNode):
         return values
 
 
+def _finish(node: DatasetRecorder) -> None:
+    node.writer.flush()
+    print(f"dataset_recorder: {node.writer.written} samples written to {node.writer.root}", flush=True)
+
+
 def main(args: list[str] | None = None) -> int:
-    try:
-        with rclpy.init(args=args):
-            try:
-                node = DatasetRecorder()
-            except (MaterialsError, OSError, ValueError) as exc:
-                print(f"dataset_recorder: error: {exc}", file=sys.stderr, flush=True)
-                return 1
-            try:
-                rclpy.spin(node)
-            except (KeyboardInterrupt, ExternalShutdownException):
-                pass
-            finally:
-                node.writer.flush()
-                print(f"dataset_recorder: {node.writer.written} samples written to {node.writer.root}",
-                      flush=True)
-                node.destroy_node()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    return 0
+    return run_node("dataset_recorder", DatasetRecorder, (MaterialsError, OSError, ValueError), args,
+                    on_exit=_finish)
 
 
 if __name__ == "__main__":

@@ -15,10 +15,8 @@ import time
 import traceback
 from typing import Any
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -31,6 +29,7 @@ from ..pipeline import (COLORED, MATERIALS, OUTPUTS, OVERLAY, RAW, FramePipeline
                         materials_document, resolve_materials)
 from ..runstats import LatencyWindow, RateMeter, WarningThrottle
 from . import node_params
+from .runner import run_node
 
 try:  # a ROS install with vision_msgs: also publish the standard LabelInfo
     from vision_msgs.msg import LabelInfo, VisionClass
@@ -277,20 +276,7 @@ class SegmentNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    try:
-        with rclpy.init(args=args):
-            try:
-                node = SegmentNode()
-            except StartupError as exc:
-                print(f"segment_node: error: {exc}", file=sys.stderr, flush=True)
-                return 1
-            try:
-                rclpy.spin(node)
-            finally:
-                node.destroy_node()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    return 0
+    return run_node("segment_node", SegmentNode, (StartupError,), args)
 
 
 if __name__ == "__main__":

@@ -15,8 +15,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
@@ -24,6 +22,7 @@ from ..encodings import ImageDecodeError, image_to_numpy
 from ..materials import MaterialsError
 from ..sim_eval import EvalSession
 from .paired_node import PairedImagesNode
+from .runner import run_node
 
 NODE_NAME = "sim_evaluator"
 SIDES = ("prediction", "ground_truth")   # relative topics, remapped by sim.launch.py
@@ -79,26 +78,15 @@ class SimEvaluator(PairedImagesNode):
                                          received=dict(self.received), topics=topics)
 
 
+def _report(node: SimEvaluator) -> None:
+    paths = node.write_report()
+    if paths:
+        print(f"sim_evaluator: report written to {paths[0].parent}", flush=True)
+
+
 def main(args: list[str] | None = None) -> int:
-    try:
-        with rclpy.init(args=args):
-            try:
-                node = SimEvaluator()
-            except (MaterialsError, OSError, ValueError) as exc:
-                print(f"sim_evaluator: error: {exc}", file=sys.stderr, flush=True)
-                return 1
-            try:
-                rclpy.spin(node)
-            except (KeyboardInterrupt, ExternalShutdownException):
-                pass
-            finally:
-                paths = node.write_report()
-                if paths:
-                    print(f"sim_evaluator: report written to {paths[0].parent}", flush=True)
-                node.destroy_node()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    return 0
+    return run_node("sim_evaluator", SimEvaluator, (MaterialsError, OSError, ValueError), args,
+                    on_exit=_report)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -33,7 +32,7 @@ from .config import (ConfigError, add_override_arguments, apply_overrides, parse
                      read_raw_config, resolve_config)
 from .loop import evaluate, train_one_epoch
 from .schedules import ScheduleError, build_scheduler
-from .state import make_checkpoint, seed_everything, set_rng_state, unwrap
+from .state import make_checkpoint, seed_everything, set_rng_state
 from .visualize import example_panels
 
 log = logging.getLogger("matseg.train")
