@@ -1,0 +1,101 @@
+"""The shipped model as the node runs it: accuracy on a held-out set and frames/s.
+
+Accuracy goes through `load_engine(...).predict` (resize to the model's input size,
+ONNX Runtime, ids back at the frame's size) on every image of a split, scored with the
+training module's ConfusionMatrix. Speed is `predict` on 640×480 frames.
+
+    python bench/default_model.py --data /tmp/synth_test --split test
+    python bench/default_model.py --data /tmp/synth_test --split test --output docs/benchmarks/default_model.md
+
+Make the held-out set with a seed the model never saw (models/README.md lists the seeds):
+    matseg data synth --output /tmp/synth_test --count 200 --seed 777 --val 0 --test 0.99
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from matseg_ros import dataset_layout as layout  # noqa: E402
+from matseg_ros.engine import load_engine  # noqa: E402
+from matseg_ros.masks import read_mask  # noqa: E402
+from matseg_ros.paths import default_model_path  # noqa: E402
+from matseg_ros.training.metrics import ConfusionMatrix  # noqa: E402
+
+
+def accuracy(engine, data: Path, split: str) -> tuple[dict, int]:
+    classes = engine.classes
+    matrix = ConfusionMatrix(classes.num_classes)
+    ids = layout.read_split(data, split)
+    for image_id in ids:
+        rgb = layout.read_rgb(layout.find_image(data, image_id))
+        target, _ = read_mask(layout.mask_path(data, image_id), classes)
+        pred, _ = engine.predict(rgb)
+        matrix.update(pred, target)
+    return matrix.compute(), len(ids)
+
+
+def speed(engine, frames: int, size: tuple[int, int]) -> list[float]:
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 256, size=(*size, 3), dtype=np.uint8)
+    for _ in range(3):
+        engine.predict(frame)
+    times = []
+    for _ in range(frames):
+        start = time.perf_counter()
+        engine.predict(frame)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=default_model_path())
+    parser.add_argument("--data", type=Path, help="held-out HRIM2021-layout set (skip accuracy if absent)")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--frames", type=int, default=50)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--output", type=Path, help="write a markdown section here")
+    args, _ = parser.parse_known_args()
+
+    engine = load_engine(args.model, device=args.device)
+    meta = engine.metadata
+    lines = [f"## Default model (`bench/default_model.py`)", "",
+             f"Model `{args.model.name}`: {meta.architecture} {meta.backbone or ''}, input "
+             f"{meta.input_size[1]}×{meta.input_size[0]}, {args.model.stat().st_size / 1e6:.2f} MB; "
+             f"engine {engine.backend} on {engine.device} ({', '.join(engine.providers)}).",
+             f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+             f"load average {os.getloadavg()[0]:.1f} at the start.", ""]
+    times = speed(engine, args.frames, (480, 640))
+    median, p95 = statistics.median(times) * 1e3, float(np.percentile(times, 95)) * 1e3
+    lines += [f"640×480 frames through `engine.predict`: median {median:.1f} ms, p95 {p95:.1f} ms "
+              f"→ **{1e3 / median:.1f} frames/s** (goal ≥ 10, ratio {1e3 / median / 10:.2f}).", ""]
+    if args.data:
+        metrics, count = accuracy(engine, args.data, args.split)
+        lines += [f"Held-out `{args.data.name}` split `{args.split}` ({count} images): "
+                  f"**mIoU {metrics['mIoU']:.3f}** (goal ≥ 0.85), pixel accuracy "
+                  f"{metrics['pixel_accuracy']:.3f}, mean accuracy {metrics['mean_accuracy']:.3f}.", "",
+                  "| id | class | IoU |", "|---|---|---|"]
+        for material, iou in zip(engine.classes, metrics["per_class_iou"]):
+            lines.append(f"| {material.id} | {material.name} | "
+                         f"{'absent' if iou != iou else f'{iou:.3f}'} |")
+        lines.append("")
+    lines += [f"Reproduce: `python bench/default_model.py --data DIR --split {args.split}`.", ""]
+    text = "\n".join(lines)
+    print(text)
+    if args.output:
+        args.output.write_text(text, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
