@@ -69,7 +69,7 @@ def main() -> int:
 
     engine = load_engine(args.model, device=args.device)
     meta = engine.metadata
-    lines = [f"## Default model (`bench/default_model.py`)", "",
+    lines = ["## Default model (`bench/default_model.py`)", "",
              f"Model `{args.model.name}`: {meta.architecture} {meta.backbone or ''}, input "
              f"{meta.input_size[1]}×{meta.input_size[0]}, {args.model.stat().st_size / 1e6:.2f} MB; "
              f"engine {engine.backend} on {engine.device} ({', '.join(engine.providers)}).",
