@@ -70,7 +70,7 @@ def main() -> int:
     engine = load_engine(args.model, device=args.device)
     meta = engine.metadata
     lines = ["## Default model (`bench/default_model.py`)", "",
-             f"Model `{args.model.name}`: {meta.architecture} {meta.backbone or ''}, input "
+             f"Model `{args.model.name}`: {'/'.join(filter(None, (meta.architecture, meta.backbone)))}, input "
              f"{meta.input_size[1]}×{meta.input_size[0]}, {args.model.stat().st_size / 1e6:.2f} MB; "
              f"engine {engine.backend} on {engine.device} ({', '.join(engine.providers)}).",
              f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
