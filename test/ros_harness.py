@@ -3,7 +3,6 @@ subprocesses started through their console scripts, and frame messages."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -11,7 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
+from matseg_ros.demo import stop_process
 from matseg_ros.paths import share_path
+
+stop = stop_process  # SIGINT (a clean ROS shutdown), then SIGKILL: the demo's own teardown
 
 # Full-size best-effort images between processes need the SHM profile (docs/ros.md);
 # set before any rclpy context of this test run creates a participant.
@@ -78,18 +80,6 @@ def start_node(script: str, module: str, params: dict, remaps: dict | None = Non
         args += ["-r", f"{old}:={new}"]
     out = log.open("wb") if log else subprocess.DEVNULL
     return subprocess.Popen(args, env=dict(os.environ), stdout=out, stderr=subprocess.STDOUT)
-
-
-def stop(proc: subprocess.Popen, timeout: float = 10.0) -> int | None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            return None
-    return proc.returncode
 
 
 def image_msg(array: np.ndarray, encoding: str, sec: int, frame_id: str = "cam"):
