@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -12,6 +13,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from matseg_ros import cli
 from matseg_ros.checkpoint import load_checkpoint, model_from_checkpoint
@@ -136,6 +138,54 @@ def test_resumed_run_reproduces_the_uninterrupted_one(tmp_path, dataset, monkeyp
     assert json.dumps(resumed["metrics"]) == json.dumps(uninterrupted["metrics"])
     assert resumed["scheduler"]["last_epoch"] == uninterrupted["scheduler"]["last_epoch"]
     assert resumed["train_loss"] == uninterrupted["train_loss"]
+
+
+def test_init_weights_fine_tunes_from_a_checkpoint(tmp_path, trained, dataset, caplog):
+    caplog.set_level(logging.INFO, logger="matseg.train")
+    source = load_checkpoint(trained / "best.pt")
+    cfg = write_config(tmp_path / "cfg.json", ENET_CONFIG, **{"trainer.epochs": 1,
+                                                              "trainer.tensorboard": False})
+    # a vanishing learning rate: the weights stay the source's, the optimizer starts afresh
+    assert cli.main(["train", "--config", str(cfg), "--init-weights", str(trained / "best.pt"),
+                     "--data-dir", str(dataset), "--save-dir", str(tmp_path / "ft"),
+                     "--batch-size", "4", "--lr", "1e-12", *FAST]) == 0
+    assert f"initial weights: {trained / 'best.pt'} (ENet, epoch {source['epoch']}" in caplog.text
+    tuned = load_checkpoint(only_run(tmp_path / "ft") / "last.pt")
+    assert tuned["epoch"] == 1 and tuned["init_weights"] == str(trained / "best.pt")
+    assert tuned["scheduler"]["last_epoch"] == 4  # one epoch of 16 images in batches of 4
+    params = dict(model_from_checkpoint(source, "best")[0].named_parameters())
+    assert params and all(torch.allclose(value, tuned["model"][name], atol=1e-6)
+                          for name, value in params.items())
+    assert tuned["metrics"]["mIoU"] > 0.8 * source["metrics"]["mIoU"]  # far above a fresh model
+
+    fresh = only_run(tmp_path / "ft") / "last.pt"
+    assert cli.main(["train", "--resume", str(fresh), "--epochs", "2", *FAST]) == 0
+    assert load_checkpoint(fresh)["init_weights"] == str(trained / "best.pt")  # kept on resume
+
+
+def test_init_weights_errors_name_the_file_and_the_mismatch(tmp_path, trained, dataset, capsys):
+    best = str(trained / "best.pt")
+    common = ["--data-dir", str(dataset), "--save-dir", str(tmp_path), *FAST]
+    unet = write_config(tmp_path / "unet.json", ENET_CONFIG, **{"arch.type": "UNet"})
+    assert cli.main(["train", "--config", str(unet), "--init-weights", best, *common]) == 2
+    assert f"{best}: weights do not fit UNet/None" in capsys.readouterr().err
+
+    palette = yaml.safe_load((REPO / "config" / "materials.yaml").read_text())
+    palette["classes"] = palette["classes"][:3]
+    (tmp_path / "three.yaml").write_text(yaml.safe_dump(palette))
+    three = write_config(tmp_path / "three.json", ENET_CONFIG, materials=str(tmp_path / "three.yaml"))
+    assert cli.main(["train", "--config", str(three), "--init-weights", best, *common]) == 2
+    assert ("its class map (background, ceramic, fabric, glass, metal, paper, plastic, stone, "
+            "wood) differs from the config's materials (background, ceramic, fabric)"
+            in capsys.readouterr().err)
+
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    assert cli.main(["train", "--config", str(ENET_CONFIG), "--init-weights", str(junk), *common]) == 2
+    assert str(junk) in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--resume", best, "--init-weights", best])
+    assert "not allowed with argument" in capsys.readouterr().err
 
 
 def free_port() -> int:

@@ -1,6 +1,7 @@
 """`matseg train`: train from an original-format JSON config, on one device or under torchrun.
 
     matseg train --config config/train/deeplab_resnet101.json [--resume saved/.../last.pt]
+    matseg train --config my_robot.json --init-weights saved/.../best.pt   # fine-tune
     torchrun --standalone --nproc_per_node=4 -m matseg_ros.cli train --config CFG.json
 
 Checkpoints go to trainer.save_dir/<name>/<timestamp>/: `last.pt` every epoch (resume),
@@ -20,12 +21,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from ..checkpoint import (CheckpointError, load_checkpoint, save_checkpoint,
+                          strip_module_prefix)
 from ..dataset_layout import DatasetError
 from ..fileio import atomic_write_text
 from ..masks import MaskError
 from ..materials import MaterialMap, MaterialsError, load_materials
-from ..modelmeta import ModelMetadata
+from ..modelmeta import ModelMetadata, ModelMetadataError
 from . import builders, distributed
 from .balance import class_pixel_counts
 from .config import (ConfigError, add_override_arguments, apply_overrides, parse_monitor,
@@ -41,7 +43,11 @@ log = logging.getLogger("matseg.train")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="training config JSON (the original format); optional "
                         "with --resume, which reuses the checkpoint's config")
-    parser.add_argument("--resume", help="checkpoint to continue from (last.pt of a run)")
+    start = parser.add_mutually_exclusive_group()
+    start.add_argument("--resume", help="checkpoint to continue from (last.pt of a run)")
+    start.add_argument("--init-weights", metavar="CKPT",
+                       help="fine-tune: start from this checkpoint's weights (same architecture "
+                       "and class map) with a fresh optimizer, schedule and epoch count")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="auto: CUDA when available and n_gpu > 0")
     parser.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
@@ -70,6 +76,33 @@ def _load_inputs(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, An
     else:
         raise ConfigError("give --config CFG.json (or --resume CKPT to continue a run)")
     return resolve_config(apply_overrides(raw, args), source), ckpt
+
+
+def _initial_weights(path: str, materials: MaterialMap) -> dict[str, torch.Tensor]:
+    """The model weights of a checkpoint to fine-tune from, checked against the class map."""
+    ckpt = load_checkpoint(path)
+    try:
+        source = ModelMetadata.from_checkpoint(ckpt, path)
+    except ModelMetadataError as exc:
+        raise CheckpointError(str(exc)) from None
+    if source.classes != materials:
+        raise CheckpointError(
+            f"--init-weights {path}: its class map ({', '.join(source.classes.names)}) differs "
+            f"from the config's materials ({', '.join(materials.names)}); fine-tuning keeps the "
+            "class map, so train from scratch for a different one")
+    miou = (ckpt.get("metrics") or {}).get("mIoU")
+    log.info("initial weights: %s (%s, epoch %s, validation mIoU %s)", path, source.architecture,
+             ckpt.get("epoch", "?"), "unknown" if miou is None else f"{miou:.4f}")
+    return strip_module_prefix(ckpt["model"])
+
+
+def _load_weights(model: nn.Module, state: dict[str, torch.Tensor], source: str,
+                  cfg: dict[str, Any]) -> None:
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{source}: weights do not fit {cfg['arch']['type']}/"
+                              f"{cfg['arch']['args']['backbone']}: {str(exc).splitlines()[0]}") from None
 
 
 def _run_dir(cfg: dict[str, Any], args: argparse.Namespace) -> tuple[Path, Path]:
@@ -125,8 +158,12 @@ def train(cfg: dict[str, Any], args: argparse.Namespace, ckpt: dict[str, Any] | 
                                                       pin_memory=device.type == "cuda")
 
     model = builders.build_network(cfg, num_classes)
+    init = args.init_weights
     if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
+        _load_weights(model, ckpt["model"], args.resume, cfg)
+        init = ckpt.get("init_weights")
+    elif init:
+        _load_weights(model, _initial_weights(init, materials), init, cfg)
     model.to(device)
     if info.enabled:
         if cfg["use_synch_bn"]:
@@ -214,7 +251,7 @@ def train(cfg: dict[str, Any], args: argparse.Namespace, ckpt: dict[str, Any] | 
                 ckpt_out = make_checkpoint(model, cfg, meta_entries, optimizer, scheduler, scaler, {
                     "epoch": epoch, "metrics": last_metrics, "best_metric": best,
                     "best_epoch": best_epoch, "seed": seed, "global_step": global_step,
-                    "train_loss": stats["loss"]})
+                    "train_loss": stats["loss"], "init_weights": init})
                 if epoch % trainer["save_period"] == 0:
                     save_checkpoint(run_dir / f"epoch_{epoch}.pt", ckpt_out)
                 if improved:
