@@ -307,6 +307,28 @@ def test_export_eval_infer_end_to_end(trained, dataset, tmp_path, materials, cap
         assert (got == expected).mean() > 0.7  # same model, other views: mostly the same
 
 
+def test_export_to_a_slim_checkpoint(trained, tmp_path, capsys):
+    best = load_checkpoint(trained / "best.pt")
+    slim_path = tmp_path / "slim.pt"
+    assert cli.main(["export", "--model", str(trained / "best.pt"), "--output", str(slim_path),
+                     "--input-size", "48", "80"]) == 0
+    assert "no optimizer state" in capsys.readouterr().out
+    slim = torch.load(slim_path, weights_only=True)
+    assert not {"optimizer", "scheduler", "scaler", "rng"} & set(slim)
+    assert slim["input_size"] == [48, 80] and slim["classes"] == best["classes"]
+    assert slim["epoch"] == best["epoch"] and json.dumps(slim["metrics"]) == json.dumps(best["metrics"])
+    assert slim_path.stat().st_size < 0.6 * (trained / "best.pt").stat().st_size
+    model, meta = model_from_checkpoint(slim, "slim")
+    reference = model_from_checkpoint(best, "best")[0]
+    x = torch.randn(1, 3, 48, 80)
+    with torch.inference_mode():
+        assert torch.equal(model(x), reference(x))
+    assert meta.input_size == (48, 80)
+    assert cli.main(["export", "--model", str(trained / "best.pt"), "--output", str(slim_path),
+                     "--fp16"]) == 2
+    assert "--fp16 applies to ONNX output" in capsys.readouterr().err
+
+
 def test_eval_infer_export_errors(tmp_path, dataset, trained, capsys):
     assert cli.main(["eval", "--model", str(tmp_path / "none.pt"), "--data", str(dataset)]) == 2
     assert "none.pt: model file not found" in capsys.readouterr().err

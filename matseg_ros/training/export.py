@@ -1,5 +1,9 @@
 """`matseg export`: a training checkpoint to a deployable ONNX model with its metadata.
 
+With an `--output` ending in .pt/.pth it writes a slim checkpoint instead: the weights,
+class map, normalisation, input size and training config without the optimizer, scheduler
+and RNG states — what `matseg eval`/`infer` and `matseg train --init-weights` need.
+
 The ONNX file carries the class map, normalisation, input size and architecture
 (`ModelMetadata.to_props()`), so the node and `matseg infer` need nothing else. After
 writing, ONNX Runtime is run against PyTorch on the same input and the largest
@@ -15,16 +19,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
+from ..checkpoint import (CheckpointError, load_checkpoint, model_from_checkpoint,
+                          save_checkpoint)
 from ..fileio import atomic_path
 from ..modelmeta import INPUT_NAME, OUTPUT_NAME, ModelMetadataError
 
 TOLERANCE = {"fp32": 1e-3, "fp16": 5e-2}  # max |ort − torch| / max |torch|
+CHECKPOINT_SUFFIXES = (".pt", ".pth")
+SLIM_KEYS = ("model", "arch_args", "config", "epoch", "metrics")  # plus the metadata entries
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="training checkpoint (.pt/.pth)")
-    parser.add_argument("--output", required=True, help="ONNX file to write")
+    parser.add_argument("--output", required=True,
+                        help="ONNX file to write, or a .pt/.pth slim checkpoint (weights and "
+                        "metadata only, for eval/infer and fine-tuning)")
     parser.add_argument("--fp16", action="store_true",
                         help="float16 weights and input/output (for GPUs; half the size)")
     parser.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"),
@@ -69,9 +78,20 @@ def run(args: argparse.Namespace) -> int:
     if args.input_size:
         meta = dataclasses.replace(meta, input_size=tuple(args.input_size))
     height, width = meta.input_size
+    out = Path(args.output)
+    if out.suffix.lower() in CHECKPOINT_SUFFIXES:
+        if args.fp16:
+            print("matseg export: error: --fp16 applies to ONNX output, not to a checkpoint",
+                  file=sys.stderr)
+            return 2
+        slim = {key: ckpt[key] for key in SLIM_KEYS if key in ckpt}
+        save_checkpoint(out, {**slim, **meta.to_checkpoint_entries()})
+        print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB checkpoint, {meta.architecture}/"
+              f"{meta.backbone or '-'}, {len(meta.classes)} classes, input {height}×{width}; "
+              f"no optimizer state)")
+        return 0
     # a check size that keeps the comparison quick on a CPU, yet exercises the dynamic axes
     check = (min(height, 256), min(width, 256))
-    out = Path(args.output)
     export_onnx(model, out, example_size=check, opset=args.opset, metadata=meta.to_props())
     precision = "fp16" if args.fp16 else "fp32"
     if args.fp16:
