@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from matseg_ros.data.textures import STYLES, make_texture  # noqa: E402
+from matseg_ros.data.textures import make_texture, parse_texture_name  # noqa: E402
 from matseg_ros.fileio import atomic_write_bytes  # noqa: E402
 
 WORLDS = ROOT / "gazebo_worlds"
@@ -35,17 +35,9 @@ def referenced_textures(world: Path) -> list[Path]:
     return sorted(world.parent / n for n in names if Path(n).parent == TEXTURE_DIR)
 
 
-def material_and_style(path: Path) -> tuple[str, str]:
-    material, _, style = path.stem.partition("_")
-    if material not in STYLES or style not in STYLES[material]:
-        known = ", ".join(f"{m}_{s}" for m in STYLES for s in STYLES[m])
-        raise ValueError(f"{path.name}: texture names must be <material>_<style>.jpg, one of: {known}")
-    return material, style
-
-
 def render(path: Path, size: int, quality: int) -> bytes:
     """JPEG bytes of the texture a file name asks for; the seed comes from the name."""
-    material, style = material_and_style(path)
+    material, style = parse_texture_name(path)
     rng = np.random.default_rng(zlib.crc32(path.stem.encode("utf-8")))
     rgb = make_texture(material, size, rng, style)
     ok, data = cv2.imencode(".jpg", rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])

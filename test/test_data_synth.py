@@ -4,11 +4,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import cv2
 import numpy as np
 import pytest
 
 from matseg_ros.data.render3d import Camera, Raster, Surface, make_face
-from matseg_ros.data.scene import TextureBank, pyramid
+from matseg_ros.data.scene import TextureBank, pyramid, read_textures
 from matseg_ros.data.synth import generate_dataset, render_scene
 from matseg_ros.dataset_layout import read_split
 from matseg_ros.masks import read_mask
@@ -126,6 +127,63 @@ def test_classes_missing_from_the_map_become_background(materials):
     _, full = render_scene(np.random.default_rng(3), (96, 128), materials, bank)
     np.testing.assert_array_equal(ids == 1, full == 8)
     assert set(np.unique(ids)) <= {0, 1}
+
+
+MAGENTA = (255, 0, 255)
+
+
+def magenta_wood_folder(folder):
+    """A folder with one added wood texture, a colour no generated material has."""
+    folder.mkdir()
+    cv2.imwrite(str(folder / "wood_grain_magenta.png"), np.full((48, 80, 3), MAGENTA[::-1], np.uint8))
+    (folder / "README.txt").write_text("not an image: skipped")
+    return folder
+
+
+def magenta_share(rgb: np.ndarray, where: np.ndarray) -> float:
+    r, g, b = (rgb[..., k].astype(int)[where] for k in range(3))
+    return float(((r - g > 60) & (b - g > 60)).mean()) if where.any() else 0.0
+
+
+def test_added_textures_join_the_bank_and_reach_the_images(tmp_path, materials):
+    extra = read_textures(magenta_wood_folder(tmp_path / "tex"), size=32)
+    assert list(extra) == ["wood"] and extra["wood"][0][1] == "grain"
+    np.testing.assert_allclose(extra["wood"][0][0], np.broadcast_to(np.divide(MAGENTA, 255), (32, 32, 3)))
+    bank = TextureBank(0, variants=1, size=32, extra=extra)
+    plain = TextureBank(0, variants=1, size=32)
+    np.testing.assert_array_equal(bank.get("wood", 0)[0][0], plain.get("wood", 0)[0][0])  # index 0: generated
+    assert bank.get("wood", 1)[1] == "grain" and bank.get("wood", 3)[0][0][0, 0].tolist() == [1.0, 0.0, 1.0]
+    assert plain.get("wood", 1)[0][0] is plain.get("wood", 0)[0][0]  # no extras: one variant
+    wood = materials.names.index("wood")  # ids are 0..8 in list order
+    with_extra, without = [], []
+    for seed in range(12):
+        for share, b in ((with_extra, bank), (without, plain)):
+            rgb, ids = render_scene(np.random.default_rng(seed), (96, 128), materials, b)
+            share.append(magenta_share(rgb, ids == wood))
+    assert max(without) < 0.01 and np.mean(with_extra) > 0.1
+
+
+def test_add_textures_through_generate_dataset_and_errors(tmp_path):
+    summary = generate_dataset(tmp_path / "ds", 2, (64, 96), seed=1, workers=1, variants=1,
+                               add_textures=(magenta_wood_folder(tmp_path / "tex"),))
+    assert summary["added_textures"] == {"wood": 1}
+    assert summary["texture_folders"] == [str(tmp_path / "tex")]
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    cv2.imwrite(str(bad / "marble_polished.png"), np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(ValueError, match=r"marble_polished.png: a texture file name must be "
+                                         r"<material>_<style>.*wood_planks"):
+        read_textures(bad)
+    (bad / "marble_polished.png").rename(bad / "stone_marble.png")
+    (bad / "wood_planks_kitchen.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(ValueError, match="wood_planks_kitchen.jpg: not a readable image"):
+        read_textures(bad)
+    with pytest.raises(ValueError, match="texture folder not found"):
+        read_textures(tmp_path / "nowhere")
+    with pytest.raises(ValueError, match="no .jpg/.jpeg/.png texture images"):
+        read_textures(tmp_path / "ds" / "ImageSets")
+    with pytest.raises(ValueError, match="unknown materials"):
+        TextureBank(0, extra={"velvet": []})
 
 
 def test_render_scene_rejects_tiny_sizes(rng):

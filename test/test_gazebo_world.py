@@ -150,7 +150,7 @@ def test_texture_script_renders_a_named_style(tmp_path):
     assert image.shape == (64, 64, 3)
     assert data == script.render(tmp_path / "wood_planks.jpg", 64, 90)   # deterministic per name
     with pytest.raises(ValueError, match="material"):
-        script.material_and_style(Path("marble_polished.jpg"))
+        script.render(tmp_path / "marble_polished.jpg", 64, 90)
 
 
 def test_world_systems(world):

@@ -4,15 +4,20 @@ The bank keeps a fixed number of texture variants per material, each generated f
 seed derived from (bank seed, material, variant) — so which variants a worker happens
 to generate first never changes the pixels, and a dataset is reproducible for a seed
 whatever the number of workers. Per use, a surface still varies: tint, scale, offset.
+Texture images from outside (the Gazebo world's albedo maps, photos of a robot's own
+surfaces) join the bank as extra variants of their material (`read_textures`).
 """
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Sequence
 
 import cv2
 import numpy as np
 
 from .noise import fractal_noise, jitter, periodic_noise, rgb
 from .render3d import Face, Surface, cross, make_face
-from .textures import MATERIALS, glass_reflection, make_texture_float
+from .textures import MATERIALS, glass_reflection, make_texture_float, parse_texture_name
 
 # metres covered by one texture tile, per material style
 TILE_METRES = {
@@ -53,21 +58,64 @@ def plaster(shape, rng: np.random.Generator) -> np.ndarray:
     return np.clip(base * (1 + noise)[..., None], 0, 1)
 
 
-class TextureBank:
-    """A lazily filled cache of texture pyramids, `variants` per material, fixed by `seed`."""
+TEXTURE_SUFFIXES = (".jpg", ".jpeg", ".png")
+Extras = Mapping[str, Sequence[tuple[np.ndarray, str]]]
 
-    def __init__(self, seed: int = 0, variants: int = 12, size: int = 256):
+
+def read_textures(folder: str | Path, size: int = 256) -> dict[str, list[tuple[np.ndarray, str]]]:
+    """The .jpg/.png images of a folder as extra bank variants: material -> [(image, style)].
+
+    Files are named `<material>_<style>[_<name>].jpg` (the style sets tile size and gloss);
+    each is centre-cropped to a square and resized to `size` (float RGB 0..1). Photos are
+    not tileable, so large surfaces show seams — still better than never seeing the look.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"{folder}: texture folder not found")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in TEXTURE_SUFFIXES)
+    if not files:
+        raise ValueError(f"{folder}: no {'/'.join(TEXTURE_SUFFIXES)} texture images")
+    extras: dict[str, list[tuple[np.ndarray, str]]] = {}
+    for path in files:
+        material, style = parse_texture_name(path)
+        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise ValueError(f"{path}: not a readable image")
+        h, w = bgr.shape[:2]
+        side = min(h, w)
+        square = bgr[(h - side) // 2:(h + side) // 2, (w - side) // 2:(w + side) // 2, ::-1]
+        image = cv2.resize(square, (size, size), interpolation=cv2.INTER_AREA)
+        extras.setdefault(material, []).append((image.astype(np.float32) / 255.0, style))
+    return extras
+
+
+class TextureBank:
+    """A lazily filled cache of texture pyramids, `variants` per material, fixed by `seed`.
+
+    `extra` (from `read_textures`) adds given images as further variants of their
+    material: index `variants + k` of a material is its k-th extra image.
+    """
+
+    def __init__(self, seed: int = 0, variants: int = 12, size: int = 256, extra: Extras | None = None):
         self.seed, self.variants, self.size = int(seed), int(variants), int(size)
+        self.extra = {k: list(v) for k, v in (extra or {}).items()}
+        unknown = set(self.extra) - set(MATERIALS)
+        if unknown:
+            raise ValueError(f"extra textures for unknown materials {sorted(unknown)}; known: "
+                             f"{', '.join(MATERIALS)}")
         self._cache: dict[tuple[str, int], tuple[list[np.ndarray], str]] = {}
 
     def get(self, key: str, index: int) -> tuple[list[np.ndarray], str]:
-        index %= self.variants
+        extra = self.extra.get(key, ())
+        index %= self.variants + len(extra)
         if (key, index) not in self._cache:
             keys = MATERIALS + ("plaster", "glass_reflection")
             rng = np.random.default_rng(np.random.SeedSequence(
                 self.seed, spawn_key=(1, keys.index(key), index)))
             shape = (self.size, self.size)
-            if key == "plaster":
+            if index >= self.variants:
+                image, style = extra[index - self.variants]
+            elif key == "plaster":
                 image, style = plaster(shape, rng), "plaster"
             elif key == "glass_reflection":
                 image, style = np.repeat(glass_reflection(shape, rng)[..., None], 3, axis=2), "reflection"

@@ -30,7 +30,7 @@ from ..masks import write_mask
 from ..materials import MaterialMap, load_materials
 from . import furniture, objects
 from .render3d import Camera, Raster
-from .scene import Builder, TextureBank
+from .scene import Builder, Extras, TextureBank, read_textures
 from .textures import MATERIALS
 
 
@@ -167,11 +167,11 @@ _WORKER: dict = {}
 
 
 def _init_worker(seed: int, size: tuple[int, int], materials_json: str, variants: int,
-                 single_thread: bool = False) -> None:
+                 extra: Extras, single_thread: bool = False) -> None:
     if single_thread:  # one process per core: OpenCV's own threads would only contend
         cv2.setNumThreads(1)
     _WORKER.update(seed=seed, size=size, materials=MaterialMap.from_json(materials_json),
-                   bank=TextureBank(seed, variants=variants))
+                   bank=TextureBank(seed, variants=variants, extra=extra))
 
 
 def _make_one(args: tuple[str, int]) -> tuple[str, list[int]]:
@@ -192,8 +192,12 @@ def _make_one(args: tuple[str, int]) -> tuple[str, list[int]]:
 def generate_dataset(output: str | Path, count: int, size: tuple[int, int] = (384, 512), seed: int = 0,
                      workers: int | None = None, materials: MaterialMap | None = None,
                      variants: int = 12, val: float = 0.15, test: float = 0.15,
-                     progress: bool = False) -> dict:
-    """Write `count` scenes in the HRIM2021 layout with stratified ImageSets; returns a summary."""
+                     progress: bool = False, add_textures: tuple[str | Path, ...] = ()) -> dict:
+    """Write `count` scenes in the HRIM2021 layout with stratified ImageSets; returns a summary.
+
+    `add_textures`: folders of `<material>_<style>[_<name>].jpg/png` images that join the
+    texture bank next to the `variants` generated ones per material (see `read_textures`).
+    """
     from .split import stratified_split, write_splits
 
     if count < 1:
@@ -202,7 +206,11 @@ def generate_dataset(output: str | Path, count: int, size: tuple[int, int] = (38
     materials = materials or load_materials()
     workers = max(1, min(workers or os.cpu_count() or 1, count))
     jobs = [(str(output), i) for i in range(count)]
-    init = (int(seed), tuple(size), materials.to_json(), int(variants))
+    extra: dict[str, list] = {}
+    for folder in add_textures:
+        for material, images in read_textures(folder).items():
+            extra.setdefault(material, []).extend(images)
+    init = (int(seed), tuple(size), materials.to_json(), int(variants), extra)
     if workers == 1:
         _init_worker(*init)
         results = map(_make_one, jobs)
@@ -223,7 +231,9 @@ def generate_dataset(output: str | Path, count: int, size: tuple[int, int] = (38
     splits = stratified_split({i: set(c) - {0} for i, c in present.items()}, val, test, seed)
     write_splits(output, splits)
     summary = {"generator": "matseg_ros.data.synth", "count": count, "size": list(size), "seed": seed,
-               "texture_variants": variants, "splits": {k: len(v) for k, v in splits.items()},
+               "texture_variants": variants,
+               "added_textures": {k: len(v) for k, v in sorted(extra.items())},
+               "texture_folders": [str(f) for f in add_textures], "splits": {k: len(v) for k, v in splits.items()},
                "images_with_class": {m.name: sum(m.id in c for c in present.values()) for m in materials}}
     atomic_write_text(output / "synth.json", json.dumps(summary, indent=2) + "\n")
     return summary
@@ -250,6 +260,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--variants", type=int, default=12, help="texture variants per material (default 12)")
     parser.add_argument("--val", type=float, default=0.15)
     parser.add_argument("--test", type=float, default=0.15)
+    parser.add_argument("--add-textures", type=Path, action="append", default=[], metavar="DIR",
+                        help="add the <material>_<style>[_<name>].jpg/png images of DIR to the "
+                        "texture bank, e.g. gazebo_worlds/materials/textures or photos of the "
+                        "robot's surfaces (repeatable)")
     parser.add_argument("--textures", type=Path, default=None,
                         help="also export tileable PNG textures of every material here")
     parser.add_argument("--texture-size", type=int, default=512)
@@ -265,7 +279,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         materials = load_materials(args.materials)
         summary = generate_dataset(args.output, args.count, args.size, args.seed, args.workers, materials,
-                                   args.variants, args.val, args.test, progress=sys.stderr.isatty())
+                                   args.variants, args.val, args.test, progress=sys.stderr.isatty(),
+                                   add_textures=tuple(args.add_textures))
         if args.textures:
             written = export_textures(args.textures, args.texture_size, args.seed)
             print(f"{len(written)} textures written to {args.textures}")

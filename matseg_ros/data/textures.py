@@ -465,6 +465,17 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
     return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
+def parse_texture_name(path: str | Path) -> tuple[str, str]:
+    """(material, style) of a texture file named `<material>_<style>[_<anything>].<ext>`."""
+    material, _, rest = Path(path).stem.partition("_")
+    style = rest.split("_", 1)[0]
+    if material not in STYLES or style not in STYLES[material]:
+        known = ", ".join(f"{m}_{s}" for m in STYLES for s in STYLES[m])
+        raise ValueError(f"{path}: a texture file name must be <material>_<style>[_<name>] with "
+                         f"<material>_<style> one of: {known}")
+    return material, style
+
+
 def make_texture_float(material: str, size: int | tuple[int, int], rng: Rng,
                        style: str | None = None) -> tuple[np.ndarray, str]:
     """(H×W×3 float32 RGB in 0..1, style name); the renderer works in float."""
