@@ -59,6 +59,15 @@ def strip_module_prefix(state_dict: Mapping[str, Any]) -> dict[str, Any]:
     return {(k[len("module."):] if k.startswith("module.") else k): v for k, v in state_dict.items()}
 
 
+def load_weights(model, state_dict: Mapping[str, Any], source: str, label: str) -> None:
+    """Load a state dict strictly (DDP prefixes stripped); a mismatch names the file and `label`."""
+    try:
+        model.load_state_dict(strip_module_prefix(state_dict), strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{source}: weights do not fit {label}: "
+                              f"{str(exc).splitlines()[0]}") from exc
+
+
 def model_from_checkpoint(ckpt: Mapping[str, Any], source: str = "<checkpoint>"):
     """Rebuild the network a checkpoint describes -> (model in eval mode, ModelMetadata)."""
     from .networks import build_model
@@ -72,9 +81,5 @@ def model_from_checkpoint(ckpt: Mapping[str, Any], source: str = "<checkpoint>")
                             num_classes=meta.classes.num_classes, **arch_args)
     except (KeyError, ValueError, TypeError) as exc:
         raise CheckpointError(f"{source}: cannot rebuild {meta.architecture!r}: {exc}") from exc
-    try:
-        model.load_state_dict(strip_module_prefix(ckpt["model"]), strict=True)
-    except RuntimeError as exc:
-        raise CheckpointError(f"{source}: weights do not fit {meta.architecture!r}/"
-                              f"{ckpt.get('backbone')!r}: {str(exc).splitlines()[0]}") from exc
+    load_weights(model, ckpt["model"], source, f"{meta.architecture!r}/{ckpt.get('backbone')!r}")
     return model.eval(), meta

@@ -21,8 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..checkpoint import (CheckpointError, load_checkpoint, save_checkpoint,
-                          strip_module_prefix)
+from ..checkpoint import CheckpointError, load_checkpoint, load_weights, save_checkpoint
 from ..dataset_layout import DatasetError
 from ..fileio import atomic_write_text
 from ..masks import MaskError
@@ -93,16 +92,7 @@ def _initial_weights(path: str, materials: MaterialMap) -> dict[str, torch.Tenso
     miou = (ckpt.get("metrics") or {}).get("mIoU")
     log.info("initial weights: %s (%s, epoch %s, validation mIoU %s)", path, source.architecture,
              ckpt.get("epoch", "?"), "unknown" if miou is None else f"{miou:.4f}")
-    return strip_module_prefix(ckpt["model"])
-
-
-def _load_weights(model: nn.Module, state: dict[str, torch.Tensor], source: str,
-                  cfg: dict[str, Any]) -> None:
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:
-        raise CheckpointError(f"{source}: weights do not fit {cfg['arch']['type']}/"
-                              f"{cfg['arch']['args']['backbone']}: {str(exc).splitlines()[0]}") from None
+    return ckpt["model"]
 
 
 def _run_dir(cfg: dict[str, Any], args: argparse.Namespace) -> tuple[Path, Path]:
@@ -142,6 +132,8 @@ def train(cfg: dict[str, Any], args: argparse.Namespace, ckpt: dict[str, Any] | 
         materials = load_materials(cfg["materials"])
     except MaterialsError as exc:
         raise ConfigError(f"'materials': {exc}") from None
+    init = args.init_weights
+    init_state = _initial_weights(init, materials) if init else None  # before any data work
     num_classes = materials.num_classes
     mean, std = builders.normalisation(cfg)
     meta = ModelMetadata(materials, tuple(mean), tuple(std), tuple(builders.input_size(cfg)),
@@ -158,12 +150,12 @@ def train(cfg: dict[str, Any], args: argparse.Namespace, ckpt: dict[str, Any] | 
                                                       pin_memory=device.type == "cuda")
 
     model = builders.build_network(cfg, num_classes)
-    init = args.init_weights
+    label = f"{cfg['arch']['type']}/{cfg['arch']['args']['backbone']}"
     if ckpt is not None:
-        _load_weights(model, ckpt["model"], args.resume, cfg)
+        load_weights(model, ckpt["model"], args.resume, label)
         init = ckpt.get("init_weights")
-    elif init:
-        _load_weights(model, _initial_weights(init, materials), init, cfg)
+    elif init_state is not None:
+        load_weights(model, init_state, init, label)
     model.to(device)
     if info.enabled:
         if cfg["use_synch_bn"]:
