@@ -155,6 +155,40 @@ def test_pretrained_torchvision_file_loads_into_the_encoder(tmp_path, caplog):
     assert report.missing and all(k.startswith("layer4") for k in report.missing)
 
 
+def test_fcn_fc6_fc7_start_from_the_vgg_classifier(tmp_path, caplog):
+    torch.manual_seed(3)
+    width = 64  # torchvision's is 4096; a narrow one keeps the file small
+    state = {k: torch.randn_like(v) for k, v in VGG().state_dict().items()}
+    state.update({"classifier.0.weight": torch.randn(width, 512 * 7 * 7) * 0.01,
+                  "classifier.0.bias": torch.randn(width),
+                  "classifier.3.weight": torch.randn(width, width) * 0.1,
+                  "classifier.3.bias": torch.randn(width),
+                  "classifier.6.weight": torch.randn(1000, width), "classifier.6.bias": torch.randn(1000)})
+    path = tmp_path / "vgg16-imagenet.pth"
+    torch.save(state, path)
+    model = build_model("FCN8", num_classes=3, fc_channels=width, pretrained=path)
+    report = model.pretrained_report
+    assert report.missing == [] and sorted(report.unexpected) == ["classifier.6.bias", "classifier.6.weight"]
+    assert torch.equal(model.encoder.features[28].weight, state["features.28.weight"])
+    # The 7×7 conv at the centre of a 7×7 pool5 map sees the whole map: it must equal
+    # the classifier's Linear on the flattened map (torchvision's avgpool→flatten order).
+    fc6, fc7 = model.decoder.fc[0], model.decoder.fc[3]
+    pool5 = torch.randn(2, 512, 7, 7)
+    with torch.no_grad():
+        expected6 = F.linear(pool5.flatten(1), state["classifier.0.weight"],
+                                               state["classifier.0.bias"])
+        torch.testing.assert_close(fc6(pool5)[:, :, 3, 3], expected6, rtol=1e-4, atol=1e-4)
+        hidden = torch.randn(2, width)
+        expected7 = F.linear(hidden, state["classifier.3.weight"], state["classifier.3.bias"])
+        torch.testing.assert_close(fc7(hidden[:, :, None, None])[:, :, 0, 0], expected7)
+
+    with caplog.at_level(logging.WARNING):
+        other = build_model("FCN8", num_classes=3, fc_channels=32, pretrained=path)
+    assert "fc6/fc7 not initialised" in caplog.text and "fc_channels 32" in caplog.text
+    assert {"classifier.0.weight", "classifier.3.weight"} <= set(other.pretrained_report.unexpected)
+    assert not torch.equal(other.decoder.fc[3].weight[:, :, 0, 0], state["classifier.3.weight"][:32, :32])
+
+
 def test_pretrained_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="nothing is downloaded"):
         build_model("PSPNet", "resnet18", pretrained=tmp_path / "absent.pth")

@@ -6,11 +6,14 @@ BatchNorm that stays frozen through `.train()`.
 """
 from __future__ import annotations
 
+import os
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .layers import pad_to_multiple
+from .pretrained import LoadReport, load_backbone_weights
 
 
 class SegmentationModel(nn.Module):
@@ -57,6 +60,11 @@ class SegmentationModel(nn.Module):
         if self.input_divisor > 1:
             logits = logits[:, :, :height, :width]
         return logits
+
+    def load_pretrained(self, path: str | os.PathLike) -> LoadReport:
+        """Load a local ImageNet backbone file into the encoder (see `load_backbone_weights`).
+        Architectures that can use more of the file (FCN's fc6/fc7) override this."""
+        return load_backbone_weights(self.encoder, path)
 
     def set_freeze_bn(self, frozen: bool = True) -> None:
         """Keep every BatchNorm in eval mode (running statistics fixed), now and after any

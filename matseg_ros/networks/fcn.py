@@ -1,14 +1,25 @@
 """FCN-8s (Long et al. 2015), the all-at-once variant: VGG16 with fc6/fc7 as convolutions,
 class scores from pool3/pool4 (scaled by 1e-4 / 1e-2) fused through bilinear-initialised
 transposed convolutions. The input is padded to a multiple of 32 instead of the paper's
-100-pixel padding and crop, so every fusion lines up exactly."""
+100-pixel padding and crop, so every fusion lines up exactly.
+
+With an ImageNet VGG16 file, fc6/fc7 start from its classifier as in the paper: the
+25088→4096 `classifier.0` becomes the 7×7 convolution over pool5's 512 channels and the
+4096→4096 `classifier.3` the 1×1 one (the same numbers, reshaped)."""
 from __future__ import annotations
+
+import logging
+import os
 
 import torch
 from torch import nn
 
 from .backbones import get_encoder
 from .base import SegmentationModel
+from .pretrained import LoadReport, load_backbone_weights, read_state_dict
+
+log = logging.getLogger(__name__)
+FC_KEYS = {"classifier.0": 0, "classifier.3": 3}  # torchvision VGG key → index in decoder.fc
 
 
 def bilinear_transposed_conv(channels: int, kernel_size: int, stride: int) -> nn.ConvTranspose2d:
@@ -54,3 +65,24 @@ class FCN8s(SegmentationModel):
     def __init__(self, num_classes: int, backbone: str = "vgg16", fc_channels: int = 4096) -> None:
         super().__init__(get_encoder(backbone), FCN8sDecoder(num_classes, fc_channels),
                          bilinear_transposed_conv(num_classes, 16, 8), input_divisor=32)
+
+    def load_pretrained(self, path: str | os.PathLike) -> LoadReport:
+        """The VGG16 features into the encoder, and fc6/fc7 from the classifier when the
+        file has one of this model's width (`fc_channels`); those keys are then used,
+        not reported as unexpected."""
+        state = read_state_dict(path)
+        fc = self.decoder.fc
+        wanted = {key: fc[index] for key, index in FC_KEYS.items()}
+        shapes = {key: (state[f"{key}.weight"].shape, state[f"{key}.bias"].shape)
+                  for key in wanted if f"{key}.weight" in state and f"{key}.bias" in state}
+        expected = {key: (torch.Size([conv.out_channels, conv.weight[0].numel()]),
+                          torch.Size([conv.out_channels])) for key, conv in wanted.items()}
+        if shapes == expected:
+            with torch.no_grad():
+                for key, conv in wanted.items():
+                    conv.weight.copy_(state.pop(f"{key}.weight").view_as(conv.weight))
+                    conv.bias.copy_(state.pop(f"{key}.bias"))
+        elif shapes:
+            log.warning("%s: fc6/fc7 not initialised from the classifier: file %s, this model "
+                        "(fc_channels %d) needs %s", path, shapes, fc[0].out_channels, expected)
+        return load_backbone_weights(self.encoder, path, state)

@@ -33,14 +33,22 @@ def _state_dict_from(obj: object, source: str) -> dict[str, torch.Tensor]:
     return {k[len("module."):] if k.startswith("module.") else k: v for k, v in obj.items()}
 
 
-def load_backbone_weights(encoder: nn.Module, path: str | os.PathLike) -> LoadReport:
-    """Load `path` into `encoder` by name; shapes must agree, other mismatches are reported
-    (logged as warnings and returned) rather than fatal, as ImageNet files carry a classifier."""
+def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The state dict in the local file `path` (`weights_only` load, wrappers removed)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"pretrained backbone weights {str(path)!r} not found "
                                 "(give a local file; nothing is downloaded)")
-    state = _state_dict_from(torch.load(path, map_location="cpu", weights_only=True), str(path))
+    return _state_dict_from(torch.load(path, map_location="cpu", weights_only=True), str(path))
+
+
+def load_backbone_weights(encoder: nn.Module, path: str | os.PathLike,
+                          state: dict[str, torch.Tensor] | None = None) -> LoadReport:
+    """Load `path` (or `state`, already read from it) into `encoder` by name; shapes must
+    agree, other mismatches are reported (logged as warnings and returned) rather than
+    fatal, as ImageNet files carry a classifier."""
+    if state is None:
+        state = read_state_dict(path)
     own = encoder.state_dict()
     wrong = [f"{k}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}"
              for k, v in state.items() if k in own and own[k].shape != v.shape]

@@ -15,7 +15,6 @@ from .duc_hdc import DeepLabDUCHDC
 from .enet import ENet
 from .fcn import FCN8s
 from .gcn import GCN
-from .pretrained import load_backbone_weights
 from .pspnet import PSPNet
 from .segnet import SegNet
 from .unet import UNet
@@ -104,7 +103,7 @@ def build_model(arch: str, backbone: str | None = None, num_classes: int = 9, *,
         if not model.pretrained_encoder:
             raise ValueError(f"{name} on backbone {backbone!r} has its own encoder and no pretrained "
                              f"local weights file to load; got pretrained={str(pretrained)!r}")
-        model.pretrained_report = load_backbone_weights(model.encoder, pretrained)
+        model.pretrained_report = model.load_pretrained(pretrained)
     if freeze_backbone:
         model.set_freeze_backbone(True)
     if freeze_bn:
