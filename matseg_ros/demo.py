@@ -143,8 +143,8 @@ def run(args: argparse.Namespace) -> int:
                                                         "publish_raw": False}, {"image": CAMERA_TOPIC}),
             env=env, stdout=node_log.open("wb"), stderr=subprocess.STDOUT))
         print(f"matseg demo: starting segment_node with {model} ...", flush=True)
-        if not wait_until(lambda: collector.classes is not None or children[0].poll() is not None,
-                          READY_TIMEOUT_S):
+        if not wait_until(lambda: (collector.classes is not None and collector.connected())
+                          or children[0].poll() is not None, READY_TIMEOUT_S):
             print(f"matseg demo: error: segment_node did not come up in {READY_TIMEOUT_S:g} s; "
                   f"log: {node_log}\n{_tail(node_log)}", file=sys.stderr)
             return 1

@@ -66,7 +66,8 @@ class NodeUnderTest:
         self.pub = self.source.create_publisher(
             CompressedImage if compressed else Image, topic + ("/compressed" if compressed else ""),
             QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
-        ready = wait_until(lambda: self.collector.classes is not None or self.proc.poll() is not None, 90)
+        ready = wait_until(lambda: (self.collector.classes is not None and self.collector.connected())
+                           or self.proc.poll() is not None, 90)
         assert ready and self.proc.poll() is None, f"{name} did not start:\n{self.log.read_text()}"
         wait_until(lambda: self.pub.get_subscription_count() > 0, 30)
         self.wait_until = wait_until

@@ -61,6 +61,9 @@ def test_outputs_nobody_subscribes_to_are_not_computed(harness, engine, rng):
 
     raw_only = harness.add(OutputCollector("/lazy", outputs=("raw",), name="raw_only", context=harness.context))
     assert wait_until(lambda: node.wanted_outputs() == {"raw"}, 10)
+    assert wait_until(raw_only.connected, 10)
+    nobody = harness.add(OutputCollector("/absent", outputs=("raw",), name="nobody", context=harness.context))
+    assert not nobody.connected()  # no node publishes /absent/raw_segmentation_mask
     for sec in (3, 4, 5):
         pub.publish(image_msg(scene(rng), "rgb8", sec))
         assert wait_until(lambda: raw_only.count("raw") == sec - 2, 5)

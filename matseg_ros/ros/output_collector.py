@@ -44,14 +44,16 @@ class OutputCollector(Node):
         self.diagnostics: dict[str, str] = {}
         self.diagnostics_level: int | None = None
         self._node_name = node.rstrip("/").rsplit("/", 1)[-1]
+        self._output_subs = []
         for out in outputs:
             self.received[out] = {}
             if out == "materials":
-                self.create_subscription(String, f"{node}/materials", self._keep_materials, RELIABLE)
+                sub = self.create_subscription(String, f"{node}/materials", self._keep_materials, RELIABLE)
             else:
-                self.create_subscription(Image, f"{node}/{IMAGE_OUTPUTS[out]}",
-                                         lambda msg, out=out: self._keep(out, stamp_key(msg.header), msg),
-                                         RELIABLE)
+                sub = self.create_subscription(Image, f"{node}/{IMAGE_OUTPUTS[out]}",
+                                               lambda msg, out=out: self._keep(out, stamp_key(msg.header), msg),
+                                               RELIABLE)
+            self._output_subs.append(sub)
         self.create_subscription(String, f"{node}/classes", self._keep_classes, LATCHED)
         self.create_subscription(DiagnosticArray, "/diagnostics", self._keep_diagnostics, 10)
         if camera_topic:
@@ -80,6 +82,12 @@ class OutputCollector(Node):
                     self.diagnostics = {kv.key: kv.value for kv in status.values}
                     self.diagnostics_level = int.from_bytes(status.level, "little") \
                         if isinstance(status.level, bytes) else int(status.level)
+
+    def connected(self) -> bool:
+        """Every output subscription has matched the node's publisher. Endpoints are
+        discovered one by one, and the node computes only outputs with a subscriber, so
+        frames sent before this can arrive with some outputs missing."""
+        return all(sub.get_publisher_count() > 0 for sub in self._output_subs)
 
     def count(self, output: str) -> int:
         with self.lock:
