@@ -31,6 +31,10 @@ _LAYOUT: dict[str, tuple[np.dtype, int]] = {
     "yuv422_yuy2": (np.dtype(np.uint8), 2), "yuyv": (np.dtype(np.uint8), 2),
     "bayer_rggb8": (np.dtype(np.uint8), 1), "bayer_bggr8": (np.dtype(np.uint8), 1),
     "bayer_gbrg8": (np.dtype(np.uint8), 1), "bayer_grbg8": (np.dtype(np.uint8), 1),
+    "rgb16": (np.dtype(np.uint16), 3), "bgr16": (np.dtype(np.uint16), 3),
+    "rgba16": (np.dtype(np.uint16), 4), "bgra16": (np.dtype(np.uint16), 4),
+    "bayer_rggb16": (np.dtype(np.uint16), 1), "bayer_bggr16": (np.dtype(np.uint16), 1),
+    "bayer_gbrg16": (np.dtype(np.uint16), 1), "bayer_grbg16": (np.dtype(np.uint16), 1),
 }
 SUPPORTED_ENCODINGS: tuple[str, ...] = tuple(_LAYOUT)
 
@@ -46,6 +50,11 @@ _TO_RGB: dict[str, int] = {
     "bayer_rggb8": cv2.COLOR_BayerBG2RGB, "bayer_bggr8": cv2.COLOR_BayerRG2RGB,
     "bayer_gbrg8": cv2.COLOR_BayerGR2RGB, "bayer_grbg8": cv2.COLOR_BayerGB2RGB,
 }
+# 16-bit encoding -> the 8-bit one it becomes after cv_bridge's 255/65535 scaling
+_EIGHT_BIT: dict[str, str] = {"mono16": "mono8", "16UC1": "mono8", "rgb16": "rgb8", "bgr16": "bgr8",
+                              "rgba16": "rgba8", "bgra16": "bgra8", "bayer_rggb16": "bayer_rggb8",
+                              "bayer_bggr16": "bayer_bggr8", "bayer_gbrg16": "bayer_gbrg8",
+                              "bayer_grbg16": "bayer_grbg8"}
 _IMREAD_RGB = getattr(cv2, "IMREAD_COLOR_RGB", None)  # OpenCV >= 4.11 decodes straight to RGB
 
 
@@ -115,19 +124,20 @@ def image_to_numpy(msg: Any) -> np.ndarray:
 def image_to_rgb(msg: Any) -> np.ndarray:
     """H×W×3 uint8 RGB for every supported encoding: what the model is fed.
 
-    16-bit data is scaled by 255/65535 with rounding (cv_bridge's 16->8 bit rule); 32FC1 is
+    16-bit data is scaled by 255/65535 with rounding (cv_bridge's 16->8 bit rule), then
+    converted as its 8-bit encoding (16-bit Bayer is demosaiced after scaling); 32FC1 is
     min-max normalised over the frame (cv_bridge's cvtColorForDisplay default) and rejected
     when it holds NaN or inf. The result may be a read-only view of `msg.data` (rgb8).
     """
     image = image_to_numpy(msg)
     encoding = msg.encoding
-    if encoding == "rgb8":
-        return image if image.flags.c_contiguous else np.ascontiguousarray(image)
-    if encoding in ("mono16", "16UC1"):
-        image = cv2.convertScaleAbs(image, alpha=255.0 / 65535.0)
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
     if encoding == "32FC1":
         return cv2.cvtColor(_normalise_float(image, msg), cv2.COLOR_GRAY2RGB)
+    if encoding in _EIGHT_BIT:
+        image = cv2.convertScaleAbs(image, alpha=255.0 / 65535.0)
+        encoding = _EIGHT_BIT[encoding]
+    if encoding == "rgb8":
+        return image if image.flags.c_contiguous else np.ascontiguousarray(image)
     return cv2.cvtColor(image, _TO_RGB[encoding])
 
 

@@ -30,7 +30,13 @@ LAYOUT = {  # encoding -> (dtype, channels), written out independently of the mo
     "yuv422": (np.uint8, 2), "uyvy": (np.uint8, 2), "yuv422_yuy2": (np.uint8, 2),
     "yuyv": (np.uint8, 2), "bayer_rggb8": (np.uint8, 1), "bayer_bggr8": (np.uint8, 1),
     "bayer_gbrg8": (np.uint8, 1), "bayer_grbg8": (np.uint8, 1),
+    "rgb16": (np.uint16, 3), "bgr16": (np.uint16, 3), "rgba16": (np.uint16, 4), "bgra16": (np.uint16, 4),
+    "bayer_rggb16": (np.uint16, 1), "bayer_bggr16": (np.uint16, 1), "bayer_gbrg16": (np.uint16, 1),
+    "bayer_grbg16": (np.uint16, 1),
 }
+SIXTEEN_BIT = {"rgb16": "rgb8", "bgr16": "bgr8", "rgba16": "rgba8", "bgra16": "bgra8",
+               "bayer_rggb16": "bayer_rggb8", "bayer_bggr16": "bayer_bggr8", "bayer_gbrg16": "bayer_gbrg8",
+               "bayer_grbg16": "bayer_grbg8"}
 BAYER = {"bayer_rggb8": "RGGB", "bayer_bggr8": "BGGR", "bayer_gbrg8": "GBRG", "bayer_grbg8": "GRBG"}
 
 
@@ -106,7 +112,7 @@ def test_step_padding_is_skipped(encoding, pad, rng):
 
 
 @pytest.mark.parametrize("pad", [0, 5])
-@pytest.mark.parametrize("encoding", ["mono16", "16UC1", "32FC1"])
+@pytest.mark.parametrize("encoding", ["mono16", "16UC1", "32FC1", "rgb16", "bgra16", "bayer_gbrg16"])
 def test_big_endian(encoding, pad, rng):
     image = sample(encoding, rng)
     msg = raw_message(image, encoding, pad=pad, bigendian=True)
@@ -148,6 +154,20 @@ def test_mono16_scaling_is_cv_bridge_rounding():
     # rosbags-image truncates instead of rounding: never more than one level apart
     reference = message_to_cvimage(msg, "rgb8").astype(int)
     assert np.abs(rgb.astype(int) - reference).max() == 1
+
+
+@pytest.mark.parametrize("encoding", sorted(SIXTEEN_BIT))
+def test_sixteen_bit_colour_and_bayer_scale_then_convert_as_eight_bit(encoding, photo, rng):
+    eight = SIXTEEN_BIT[encoding]
+    dtype, channels = LAYOUT[eight]
+    base = photo if channels == 3 else (photo[..., :1].repeat(4, -1) if channels == 4 else photo[..., 1])
+    exact = base.astype(np.uint16) * 257  # v * 257 * 255 / 65535 == v: the 8-bit frame exactly
+    np.testing.assert_array_equal(image_to_rgb(raw_message(exact, encoding)),
+                                  image_to_rgb(raw_message(base, eight)))
+    wide = sample(encoding, rng, h=24, w=32)  # any 16-bit value: cv_bridge's rounding first
+    rounded = np.floor(wide.astype(np.float64) * 255 / 65535 + 0.5).astype(np.uint8)
+    np.testing.assert_array_equal(image_to_rgb(raw_message(wide, encoding)),
+                                  image_to_rgb(raw_message(rounded, eight)))
 
 
 def test_float_min_max_normalised():
@@ -260,7 +280,7 @@ def broken(**fields) -> SimpleNamespace:
     (dict(step=17, data=bytes(68)), ["step", "18"]),
     (dict(width=0, step=0, data=b""), ["0x4", "positive"]),
     (dict(height=0, data=b""), ["6x0", "positive"]),
-    (dict(encoding="rgb16"), ["'rgb16'", "supported", "rgb8"]),
+    (dict(encoding="32FC3"), ["'32FC3'", "supported", "rgb8", "bayer_grbg16"]),
     (dict(width=20000, height=20000, step=60000), ["20000x20000", str(MAX_PIXELS)]),
     (dict(encoding="yuv422", width=5, step=10, data=bytes(40)), ["'yuv422'", "even width"]),
     (dict(data=np.zeros(36, np.uint16)), ["uint8", "uint16"]),
