@@ -8,7 +8,7 @@ within a second of the participant's creation, while other participants in the d
 are still discovering it and querying its types. Deleting a Fast DDS 3.2 participant
 at that moment races with its TypeLookup request thread and can crash the process
 (SIGSEGV in `WriterHistory::create_change`, about 1 start-up error in 100 with a busy
-domain). Nothing has been published or written yet, so nothing is lost by skipping it.
+domain). No output has been published or written yet, so skipping it loses nothing.
 `run_node` is therefore meant for console entry points, not for calling in-process.
 """
 from __future__ import annotations
