@@ -175,8 +175,7 @@ def test_fcn_fc6_fc7_start_from_the_vgg_classifier(tmp_path, caplog):
     fc6, fc7 = model.decoder.fc[0], model.decoder.fc[3]
     pool5 = torch.randn(2, 512, 7, 7)
     with torch.no_grad():
-        expected6 = F.linear(pool5.flatten(1), state["classifier.0.weight"],
-                                               state["classifier.0.bias"])
+        expected6 = F.linear(pool5.flatten(1), state["classifier.0.weight"], state["classifier.0.bias"])
         torch.testing.assert_close(fc6(pool5)[:, :, 3, 3], expected6, rtol=1e-4, atol=1e-4)
         hidden = torch.randn(2, width)
         expected7 = F.linear(hidden, state["classifier.3.weight"], state["classifier.3.bias"])
