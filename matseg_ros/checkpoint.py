@@ -3,7 +3,7 @@
 A checkpoint is a plain dict (see BRIEF keys below) so it loads without pickled code:
 `format`, `model` (state_dict without `module.` prefixes), `arch`, `backbone`,
 `arch_args`, `classes`, `mean`, `std`, `input_size`, and for training `config`, `epoch`,
-`metrics`, `best_metric`, `optimizer`, `scheduler`, `scaler`, `rng`.
+`metrics`, `best_metric`, `optimizer`, `scheduler`, `scaler`, `rng` (`rng_ranks`: every process's).
 """
 from __future__ import annotations
 

@@ -194,27 +194,37 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_ddp_two_gloo_processes(tmp_path, dataset, materials):
-    cfg = write_config(tmp_path / "cfg.json", ENET_CONFIG, **{
-        "trainer.epochs": 2, "trainer.tensorboard": False, "n_gpu": 2, "use_synch_bn": True,
-        "val_loader.args.batch_size": 1})
+def torchrun(args: list[str]) -> subprocess.CompletedProcess:
+    """`matseg train ARGS` as two gloo processes under torchrun."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
            "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--nproc_per_node=2",
            "--master_addr=127.0.0.1", f"--master_port={free_port()}", "-m", "matseg_ros.cli",
-           "train", "--config", str(cfg), "--data-dir", str(dataset), "--save-dir",
-           str(tmp_path / "out"), "--batch-size", "2", *FAST]
+           "train", *args, *FAST]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def test_ddp_two_gloo_processes_and_a_bit_exact_resume(tmp_path, dataset, materials):
+    cfg = write_config(tmp_path / "cfg.json", ENET_CONFIG, **{
+        "trainer.epochs": 3, "trainer.save_period": 1, "trainer.tensorboard": False, "n_gpu": 2,
+        "use_synch_bn": True, "val_loader.args.batch_size": 1, "seed": None})
+    proc = torchrun(["--config", str(cfg), "--data-dir", str(dataset), "--save-dir",
+                     str(tmp_path / "out"), "--batch-size", "2"])
     assert "on cpu (2 process(es)" in proc.stderr
     assert "SyncBatchNorm needs CUDA" in proc.stderr
-    assert proc.stderr.count("epoch 2: train loss") == 1  # only rank 0 reports
-    ckpt = load_checkpoint(only_run(tmp_path / "out") / "last.pt")
-    assert ckpt["epoch"] == 2 and not any(k.startswith("module.") for k in ckpt["model"])
+    assert proc.stderr.count("epoch 3: train loss") == 1  # only rank 0 reports
+    run = only_run(tmp_path / "out")
+    ckpt = load_checkpoint(run / "last.pt")
+    assert ckpt["epoch"] == 3 and not any(k.startswith("module.") for k in ckpt["model"])
+    # each rank's dropout draws from its own RNG stream; both are kept
+    ranks = ckpt["rng_ranks"]
+    assert len(ranks) == 2 and not torch.equal(ranks[0]["torch"], ranks[1]["torch"])
+
     # validation was sharded over the two ranks and all-reduced: it must equal a
     # single-process evaluation of the saved weights over the whole split
     model, meta = model_from_checkpoint(ckpt, "ddp")
-    forward = lambda x: model(x)  # noqa: E731
     from matseg_ros.training.dataset import HRIM
     from matseg_ros.training.metrics import ConfusionMatrix
     from matseg_ros.training.transforms import val_transform
@@ -222,8 +232,17 @@ def test_ddp_two_gloo_processes(tmp_path, dataset, materials):
     cm = ConfusionMatrix(9)
     with torch.inference_mode():
         for image, target, _ in val:
-            cm.update(forward(image[None]).argmax(1), target[None])
+            cm.update(model(image[None]).argmax(1), target[None])
     assert ckpt["metrics"]["confusion_matrix"] == cm.compute()["confusion_matrix"]
+
+    # resuming epoch 2's checkpoint under torchrun repeats epoch 3 bit for bit; with "seed"
+    # null this holds only if both processes' samplers shuffled with the one seed saved
+    torchrun(["--resume", str(run / "epoch_2.pt"), "--save-dir", str(tmp_path / "resumed")])
+    resumed = load_checkpoint(only_run(tmp_path / "resumed") / "last.pt")
+    assert resumed["epoch"] == 3
+    for key, value in ckpt["model"].items():
+        assert torch.equal(value, resumed["model"][key]), key
+    assert resumed["train_loss"] == ckpt["train_loss"]
 
 
 def test_n_gpu_without_torchrun_explains_the_launch(tmp_path, dataset, capsys):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -34,6 +35,8 @@ def from_environment() -> DistInfo:
 def init(info: DistInfo, device: torch.device) -> None:
     """NCCL on GPUs, gloo on the CPU; a no-op for a single process."""
     if info.enabled and not dist.is_initialized():
+        if device.type == "cuda":
+            torch.cuda.set_device(device)  # object collectives run on the current device
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo",
                                 rank=info.rank, world_size=info.world_size,
                                 device_id=device if device.type == "cuda" else None)
@@ -51,6 +54,15 @@ def all_reduce_sum(values: list[float], device: torch.device) -> list[float]:
     tensor = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(tensor)
     return tensor.tolist()
+
+
+def all_gather(obj: Any) -> list[Any]:
+    """Every process's picklable `obj`, in rank order (`[obj]` without DDP)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return [obj]
+    gathered: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, obj)
+    return gathered
 
 
 def launch_command(n: int, config: str) -> str:

@@ -40,6 +40,8 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch. Under DDP pass `seed + rank`: each process then draws its
+    own dropout masks (the sampler and augmentation take the shared seed separately)."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -47,11 +49,13 @@ def seed_everything(seed: int) -> None:
 
 def make_checkpoint(model: nn.Module, cfg: dict[str, Any], meta_entries: dict[str, Any],
                     optimizer: torch.optim.Optimizer, scheduler: Any, scaler: torch.amp.GradScaler,
-                    progress: dict[str, Any]) -> dict[str, Any]:
+                    rng: list[dict[str, Any]], progress: dict[str, Any]) -> dict[str, Any]:
     """The checkpoint dict of the contract (see matseg_ros.checkpoint), plus run progress.
 
     `meta_entries`: ModelMetadata.to_checkpoint_entries() (classes, mean, std, input_size,
-    arch, backbone). `progress`: epoch, metrics, best_metric, best_epoch, seed, global_step.
+    arch, backbone). `rng`: every process's rng_state(), in rank order (`rng` keeps rank 0's,
+    `rng_ranks` all of them). `progress`: epoch, metrics, best_metric, best_epoch, seed,
+    global_step.
     """
     arch_args = {k: v for k, v in cfg["arch"]["args"].items() if k != "backbone"}
     return {
@@ -63,6 +67,7 @@ def make_checkpoint(model: nn.Module, cfg: dict[str, Any], meta_entries: dict[st
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
         "scaler": scaler.state_dict(),
-        "rng": rng_state(),
+        "rng": rng[0],
+        "rng_ranks": rng,
         **progress,
     }

@@ -33,7 +33,7 @@ from .config import (ConfigError, add_override_arguments, apply_overrides, parse
                      read_raw_config, resolve_config)
 from .loop import evaluate, train_one_epoch
 from .schedules import ScheduleError, build_scheduler
-from .state import make_checkpoint, seed_everything, set_rng_state
+from .state import make_checkpoint, rng_state, seed_everything, set_rng_state
 from .visualize import example_panels
 
 log = logging.getLogger("matseg.train")
@@ -124,7 +124,8 @@ def train(cfg: dict[str, Any], args: argparse.Namespace, ckpt: dict[str, Any] | 
     progress_bars = info.is_main and not args.no_progress
     seed = cfg["seed"] if cfg["seed"] is not None else (
         int(ckpt["seed"]) if ckpt and "seed" in ckpt else random.SystemRandom().randrange(2**31))
-    seed_everything(seed)
+    seed = distributed.all_gather(seed)[0]  # one seed for every process's sampler: rank 0's
+    seed_everything(seed + info.rank)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = cfg["seed"] is None
         torch.backends.cudnn.deterministic = cfg["seed"] is not None
@@ -192,7 +193,13 @@ def train(cfg: dict[str, Any], args: argparse.Namespace, ckpt: dict[str, Any] | 
         start_epoch = int(ckpt["epoch"]) + 1
         best, best_epoch = ckpt.get("best_metric"), int(ckpt.get("best_epoch", 0))
         global_step, last_metrics = int(ckpt.get("global_step", 0)), ckpt.get("metrics") or {}
-        set_rng_state(ckpt["rng"])
+        states = ckpt.get("rng_ranks") or [ckpt["rng"]]
+        if len(states) == info.world_size:
+            set_rng_state(states[info.rank])
+        elif info.is_main:
+            log.warning("%s holds the RNG states of %d process(es), this run has %d: the random "
+                        "streams restart from the seed, so the run is not bit-identical to an "
+                        "uninterrupted one", args.resume, len(states), info.world_size)
 
     run_dir, log_dir = _run_dir(cfg, args)
     writer = None
@@ -237,10 +244,11 @@ def train(cfg: dict[str, Any], args: argparse.Namespace, ckpt: dict[str, Any] | 
             improved = metric is not None and validate and _improved(mode, val_metrics[metric], best)
             if improved:
                 best, best_epoch = float(val_metrics[metric]), epoch
+            rng = distributed.all_gather(rng_state())  # a collective: every process joins
             if info.is_main:
                 _report(epoch, stats, val_metrics, optimizer, writer, materials,
                         examples, mean, std)
-                ckpt_out = make_checkpoint(model, cfg, meta_entries, optimizer, scheduler, scaler, {
+                ckpt_out = make_checkpoint(model, cfg, meta_entries, optimizer, scheduler, scaler, rng, {
                     "epoch": epoch, "metrics": last_metrics, "best_metric": best,
                     "best_epoch": best_epoch, "seed": seed, "global_step": global_step,
                     "train_loss": stats["loss"], "init_weights": init})
