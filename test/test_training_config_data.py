@@ -143,6 +143,25 @@ def test_builder_errors_name_the_key():
         builders.build_network(bad, 9)
 
 
+
+def test_differential_lr_groups_survive_the_ddp_wrapper(tmp_path):
+    """Under torchrun the optimizer is built on the DDP-wrapped model: the encoder must still
+    get lr/10 (a one-process gloo group is enough to wrap it)."""
+    import torch.distributed as dist
+    cfg = resolve_config(seed_raw())
+    cfg["arch"]["args"]["backbone"] = "resnet18"
+    model = builders.build_network(cfg, 9)
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'rendezvous'}", rank=0,
+                            world_size=1)
+    try:
+        wrapped = torch.nn.parallel.DistributedDataParallel(model)
+        groups = builders.build_optimizer(cfg, wrapped).param_groups
+    finally:
+        dist.destroy_process_group()
+    lr = cfg["optimizer"]["args"]["lr"]
+    assert [g["lr"] for g in groups] == [pytest.approx(lr / 10), lr]
+    assert {id(p) for p in groups[0]["params"]} == {id(p) for p in model.encoder.parameters()}
+
 # --- dataset ---------------------------------------------------------------------------
 
 def write_pair(root: Path, name: str, rgb: np.ndarray, mask: np.ndarray | None, materials,

@@ -16,6 +16,7 @@ from .config import ConfigError
 from .dataset import HRIM, pad_collate
 from .distributed import DistInfo
 from .losses import build_loss
+from .state import unwrap
 from .transforms import train_transform, val_transform
 
 log = logging.getLogger(__name__)
@@ -126,7 +127,8 @@ def build_optimizer(cfg: dict[str, Any], model: nn.Module) -> torch.optim.Optimi
                           f"of {names}")
     if opt["differential_lr"]:
         from ..networks import parameter_groups
-        groups = parameter_groups(model, args["lr"], backbone_lr_scale=0.1)
+        # the groups come from the bare network: a DDP wrapper hides which part is the encoder
+        groups = parameter_groups(unwrap(model), args["lr"], backbone_lr_scale=0.1)
     else:
         groups = [{"params": list(model.parameters())}]
     groups = [{**g, "params": [p for p in g["params"] if p.requires_grad]} for g in groups]
