@@ -10,7 +10,8 @@ import torch
 from matseg_ros.training.losses import (CE_DiceLoss, CrossEntropyLoss2d, DiceLoss, FocalLoss,
                                         LovaszSoftmax, build_loss)
 from matseg_ros.training.metrics import ConfusionMatrix
-from matseg_ros.training.schedules import ScheduleError, build_scheduler, poly_factor
+from matseg_ros.training.schedules import (ScheduleError, build_scheduler, load_schedule_state,
+                                           poly_factor)
 
 LN3 = math.log(3.0)
 
@@ -165,6 +166,30 @@ def test_onecycle_follows_its_args():
     assert lrs[-1] < 0.01
     assert _lrs("OneCycle", {}, optimizer="AdamW")[0] == pytest.approx(0.1 / 25)
 
+
+
+@pytest.mark.parametrize("name", ["Poly", "OneCycle"])
+def test_a_resumed_schedule_keeps_its_position_and_takes_the_new_length(name):
+    """Resume after 10 of 20 steps into a 40-step run (`--resume --epochs` extended): the lr
+    continues from step 10 of the 40-step schedule, to its end, without an error."""
+    def run(total: int, steps: int, state: dict | None = None):
+        p = torch.nn.Parameter(torch.zeros(1))
+        opt = torch.optim.SGD([p], lr=0.1, momentum=0.9)
+        sched = build_scheduler(name, opt, total, 1, {})
+        if state is not None:
+            opt.load_state_dict(state[0])
+            load_schedule_state(sched, state[1])
+        lrs = []
+        for _ in range(steps):
+            opt.step()
+            sched.step()
+            lrs.append(opt.param_groups[0]["lr"])
+        return lrs, (opt.state_dict(), sched.state_dict())
+
+    _, state = run(20, 10)
+    resumed, _ = run(40, 30, state)
+    uninterrupted, _ = run(40, 40)
+    assert resumed == pytest.approx(uninterrupted[10:])
 
 def test_scheduler_args_are_checked():
     with pytest.raises(ScheduleError, match=r"unknown argument\(s\) \['powr'\] for Poly"):

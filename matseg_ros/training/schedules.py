@@ -57,3 +57,12 @@ def build_scheduler(name: str, optimizer: torch.optim.Optimizer, epochs: int,
                           anneal_strategy=a["anneal_strategy"], cycle_momentum=cycle_momentum,
                           base_momentum=float(low), max_momentum=float(high))
     raise ScheduleError(f"unknown lr_scheduler.type {name!r}; expected Poly or OneCycle")
+
+
+def load_schedule_state(scheduler: LRScheduler, state: dict[str, Any]) -> None:
+    """Restore a resumed run's position in its schedule; the schedule's length stays this
+    run's. Poly reads its length from the rebuilt lambda; OneCycle's state would carry the old
+    `total_steps`, so `--resume --epochs N` (longer) would fail on its first step past it."""
+    length = {k: v for k, v in vars(scheduler).items() if k in ("total_steps", "_schedule_phases")}
+    scheduler.load_state_dict(state)
+    vars(scheduler).update(length)

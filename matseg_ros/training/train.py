@@ -32,7 +32,7 @@ from .balance import class_pixel_counts
 from .config import (ConfigError, add_override_arguments, apply_overrides, parse_monitor,
                      read_raw_config, resolve_config)
 from .loop import evaluate, train_one_epoch
-from .schedules import ScheduleError, build_scheduler
+from .schedules import ScheduleError, build_scheduler, load_schedule_state
 from .state import make_checkpoint, rng_state, seed_everything, set_rng_state
 from .visualize import example_panels
 
@@ -188,8 +188,9 @@ def train(cfg: dict[str, Any], args: argparse.Namespace, ckpt: dict[str, Any] | 
     start_epoch, best, best_epoch, global_step, last_metrics = 1, None, 0, 0, {}
     if ckpt is not None:
         optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        scaler.load_state_dict(ckpt["scaler"])
+        load_schedule_state(scheduler, ckpt["scheduler"])
+        if ckpt["scaler"]:  # empty when saved without AMP (e.g. a CPU run resumed on a GPU)
+            scaler.load_state_dict(ckpt["scaler"])
         start_epoch = int(ckpt["epoch"]) + 1
         best, best_epoch = ckpt.get("best_metric"), int(ckpt.get("best_epoch", 0))
         global_step, last_metrics = int(ckpt.get("global_step", 0)), ckpt.get("metrics") or {}
