@@ -189,6 +189,10 @@ def train(cfg: dict[str, Any], args: argparse.Namespace, ckpt: dict[str, Any] | 
     if ckpt is not None:
         optimizer.load_state_dict(ckpt["optimizer"])
         load_schedule_state(scheduler, ckpt["scheduler"])
+        if args.lr is not None and info.is_main:
+            log.warning("--lr %g is not used: a resumed run continues with the checkpoint's "
+                        "learning rates and schedule (start a new run with --init-weights for "
+                        "a new lr)", args.lr)
         if ckpt["scaler"]:  # empty when saved without AMP (e.g. a CPU run resumed on a GPU)
             scaler.load_state_dict(ckpt["scaler"])
         start_epoch = int(ckpt["epoch"]) + 1
