@@ -95,3 +95,25 @@ def test_error_paths_name_what_is_wrong(dataset, tmp_path, capsys):
     assert cli("--JPEGImages", str(root / "JPEGImages"), "--SegmentationClass", str(root / "SegmentationClass"),
                "--output", str(root), "--groups", "spatial,neural") == 2
     assert "unknown augmentation group(s) ['neural']" in capsys.readouterr().err
+
+
+def test_each_transform_draws_from_its_own_stream():
+    """Seeding the whole Compose with one number gives every transform the same first draw,
+    so about 3 copies in 10 came out unchanged; with a stream per transform, a copy is left
+    unchanged only when all 12 transforms skip (probability ~0.002)."""
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    ids = rng.integers(0, 9, (48, 64), dtype=np.uint8)
+    pipeline = aug.build_pipeline()
+    unchanged = 0
+    for k in range(1, 61):
+        aug.seed_pipeline(pipeline, aug.copy_entropy(7, "room", k))
+        out = pipeline(image=rgb, mask=ids)
+        unchanged += np.array_equal(out["image"], rgb) and np.array_equal(out["mask"], ids)
+    assert unchanged <= 2
+    together = 0  # the old way, one shared seed per copy: the failure mode is real
+    for k in range(1, 61):
+        pipeline.set_random_seed(int(np.random.SeedSequence([7, k]).generate_state(1)[0]))
+        out = pipeline(image=rgb, mask=ids)
+        together += np.array_equal(out["image"], rgb)
+    assert together >= 8  # the failure mode this guards against is real in this albumentations

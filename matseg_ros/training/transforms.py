@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 import torch
 
+from ..data.augment import seed_pipeline
 from ..engine import normalize
 from ..materials import IGNORE_INDEX
 
@@ -41,17 +42,10 @@ class PairTransform:
         self.ops = A.Compose(ops) if ops else None
         self.mean, self.std, self.seed = tuple(mean), tuple(std), int(seed)
 
-    def _reseed(self, key: tuple[int, ...]) -> None:
-        assert self.ops is not None
-        states = np.random.SeedSequence([self.seed, *key]).generate_state(len(self.ops.transforms) + 1)
-        self.ops.set_random_seed(int(states[0]))
-        for transform, state in zip(self.ops.transforms, states[1:]):
-            transform.set_random_seed(int(state))
-
     def __call__(self, rgb: np.ndarray, ids: np.ndarray,
                  key: tuple[int, ...] = ()) -> tuple[torch.Tensor, torch.Tensor]:
         if self.ops is not None:
-            self._reseed(key)
+            seed_pipeline(self.ops, (self.seed, *key))
             out = self.ops(image=rgb, mask=ids)
             rgb, ids = out["image"], out["mask"]
         return to_tensors(rgb, ids, self.mean, self.std)
