@@ -26,17 +26,20 @@ def decode_mask(mask: np.ndarray, materials: MaterialMap,
                 tolerance: float = DEFAULT_TOLERANCE) -> tuple[np.ndarray, int]:
     """Class ids (uint8 H×W) and the number of pixels that became IGNORE_INDEX.
 
-    A 2-D array holds ids already (255 stays ignore; values that are no class id become
-    ignore). An H×W×3 (or ×4) array is RGB: each distinct colour maps to the nearest
-    class colour if it lies within `tolerance`, else to ignore.
+    A 2-D array holds ids already, of any integer type (255 stays ignore; values that are no
+    class id, negative ones included, become ignore). An H×W×3 (or ×4) array is RGB: each
+    distinct colour maps to the nearest class colour if it lies within `tolerance`, else to
+    ignore.
     """
     if mask.ndim == 2:
-        ids = mask.astype(np.uint8, copy=False) if mask.dtype == np.uint8 else mask
-        valid = np.zeros(256 if ids.dtype == np.uint8 else int(ids.max()) + 1, dtype=bool)
+        ids = mask
+        valid = np.zeros(max(256, int(ids.max(initial=0)) + 1), dtype=bool)
         valid[materials.ids] = True
-        if ids.dtype != np.uint8:
-            ids = np.clip(ids, 0, len(valid) - 1)
-        known = valid[ids]
+        if ids.dtype == np.uint8:
+            known = valid[ids]
+        else:  # 16/32-bit id PNGs: any value, class ids above or below the largest present
+            in_range = ids >= 0
+            known = valid[np.where(in_range, ids, 0)] & in_range
         unknown = ~known & (ids != IGNORE_INDEX)
         out = np.where(known, ids, IGNORE_INDEX).astype(np.uint8)
         return out, int(unknown.sum())

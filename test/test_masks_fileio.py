@@ -34,6 +34,17 @@ def test_index_png_keeps_ids_and_ignores_unknown(tmp_path, materials):
     assert back.tolist() == [[0, 3, 8], [255, 255, 1]] and ignored == 1
 
 
+
+def test_16_and_32_bit_id_pngs(tmp_path, materials):
+    """Wide id masks: values below the largest class id, above 255 and negative."""
+    low = np.array([[0, 1], [2, 0]], dtype=np.uint16)  # largest value 2 < class id 8
+    Image.fromarray(low).save(tmp_path / "low.png")  # PIL writes mode I;16
+    back, ignored = read_mask(tmp_path / "low.png", materials)
+    assert back.tolist() == [[0, 1], [2, 0]] and ignored == 0
+    wide = np.array([[8, 255, 300], [-1, 5, 65535]], dtype=np.int32)
+    ids, ignored = decode_mask(wide, materials)
+    assert ids.tolist() == [[8, 255, 255], [255, 5, 255]] and ignored == 3
+
 def test_unreadable_mask_names_the_file(tmp_path, materials):
     (tmp_path / "bad.png").write_bytes(b"not a png")
     with pytest.raises(MaskError, match="bad.png: cannot read mask"):
