@@ -31,7 +31,7 @@ setup(
     python_requires=">=3.10",
     install_requires=["setuptools", "numpy", "opencv-python-headless", "PyYAML"],
     extras_require={
-        "onnx": ["onnxruntime-gpu"],
+        "onnx": ["onnxruntime-gpu", "onnx"],  # onnx: the engine appends argmax/confidence to the graph
         "train": [
             "torch", "onnx", "onnxscript", "onnxruntime-gpu", "albumentations", "tensorboard", "tqdm",
             "matplotlib", "requests", "beautifulsoup4", "rosbags", "rosbags-image",

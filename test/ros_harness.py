@@ -71,7 +71,7 @@ def console_command(script: str, module: str) -> list[str]:
 
 
 def start_node(script: str, module: str, params: dict, remaps: dict | None = None,
-               log: Path | None = None) -> subprocess.Popen:
+               log: Path | None = None, env: dict | None = None) -> subprocess.Popen:
     args = console_command(script, module) + ["--ros-args"]
     for key, value in params.items():
         value = str(value).lower() if isinstance(value, bool) else value
@@ -79,7 +79,8 @@ def start_node(script: str, module: str, params: dict, remaps: dict | None = Non
     for old, new in (remaps or {}).items():
         args += ["-r", f"{old}:={new}"]
     out = log.open("wb") if log else subprocess.DEVNULL
-    return subprocess.Popen(args, env=dict(os.environ), stdout=out, stderr=subprocess.STDOUT)
+    return subprocess.Popen(args, env={**os.environ, **(env or {})}, stdout=out,
+                            stderr=subprocess.STDOUT)
 
 
 def image_msg(array: np.ndarray, encoding: str, sec: int, frame_id: str = "cam"):

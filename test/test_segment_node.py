@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import time
 
 import cv2
@@ -263,9 +264,17 @@ def test_start_up_errors_exit_non_zero_with_one_clear_line(tiny_onnx_model, tmp_
                      "class map does not match the model's"),
         "choice": ({"model_path": tiny_onnx_model, "backend": "tpu"}, "backend must be one of"),
         "range": ({"model_path": tiny_onnx_model, "overlay_alpha": 3.0}, "overlay_alpha"),
+        "package": ({"model_path": tiny_onnx_model}, "needs the Python package 'onnx'"),
     }
+    # a robot without the onnx package: an `onnx` module that fails to import shadows it
+    (tmp_path / "no_onnx").mkdir()
+    (tmp_path / "no_onnx" / "onnx.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'onnx'\", name='onnx')\n")
+    shadow = {"PYTHONPATH": os.pathsep.join([str(tmp_path / "no_onnx"),
+                                             os.environ.get("PYTHONPATH", "")])}
     procs = {name: start_node("segment_node", "matseg_ros.ros.segment_node", params,
-                              log=tmp_path / f"{name}.log") for name, (params, _) in cases.items()}
+                              log=tmp_path / f"{name}.log", env=shadow if name == "package" else None)
+             for name, (params, _) in cases.items()}
     for name, (_, needle) in cases.items():
         procs[name].wait(60)
         lines = [line for line in (tmp_path / f"{name}.log").read_text().splitlines()

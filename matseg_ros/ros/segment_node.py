@@ -137,6 +137,10 @@ class SegmentNode(Node):
                                precision=p["precision"], require_gpu=p["require_gpu"])
         except (RuntimeError, OSError, ValueError) as exc:  # EngineError, metadata and file errors
             raise StartupError(str(exc)) from exc
+        except ImportError as exc:
+            raise StartupError(f"backend {p['backend']!r} for {p['model_path']} needs the Python "
+                               f"package {exc.name!r}, which is not installed (see the README, "
+                               "'On a ROS 2 machine')") from exc
 
     def _publish_class_map(self, materials: Any) -> None:
         classes = self.create_publisher(String, "~/classes", LATCHED_QOS)
