@@ -24,12 +24,19 @@ class RateMeter:
         self._clock = clock
         self._times: deque[float] = deque(maxlen=max_events)
         self._lock = threading.Lock()
+        self._last: float | None = None
         self.count = 0
 
     def tick(self) -> None:
         with self._lock:
-            self._times.append(self._clock())
+            self._last = self._clock()
+            self._times.append(self._last)
             self.count += 1
+
+    def since_last(self) -> float | None:
+        """Seconds since the latest event, however long ago; None before the first."""
+        last = self._last
+        return None if last is None else self._clock() - last
 
     def rate(self) -> float:
         """Events/s in the window; 0 with fewer than two events in it."""

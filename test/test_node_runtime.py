@@ -54,8 +54,11 @@ def test_rate_meter_over_its_window():
         clock.t += 0.1
     clock.t -= 0.1
     assert meter.rate() == pytest.approx(10.0)
+    assert meter.since_last() == pytest.approx(0.0)
     clock.t += 5.0  # everything left the window
     assert meter.rate() == 0.0 and meter.count == 11
+    assert meter.since_last() == pytest.approx(5.0)  # still known after the window emptied
+    assert RateMeter(clock=clock).since_last() is None
 
 
 def test_latency_percentiles_match_numpy_over_the_last_values():

@@ -224,6 +224,38 @@ def test_diagnostics_report_rates_latency_and_the_backend_really_used(node, rng)
         assert key in d
 
 
+
+def test_diagnostics_level_follows_the_input_now_not_its_history(node, rng):
+    """A rejected frame shows as WARN in one status and is gone once good frames flow again;
+    a camera that stops turns the status WARN after input_timeout_s (2 s by default)."""
+    from diagnostic_msgs.msg import DiagnosticStatus
+    c = node.collector
+
+    def status():
+        with c.lock:
+            return c.diagnostics_level, c.diagnostics_message
+
+    def stream_until(done, seconds):
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            node.pub.publish(image_msg(scene(rng), "rgb8", next(STAMPS)))
+            if node.wait_until(done, 0.25):
+                return True
+        return False
+
+    ok = lambda: status() == (int.from_bytes(DiagnosticStatus.OK, "little"), "segmenting")  # noqa: E731
+    assert stream_until(ok, 10), status()
+    bad = image_msg(scene(rng), "rgb8", next(STAMPS))
+    bad.encoding = "yuv999"
+    node.pub.publish(bad)
+    time.sleep(0.3)  # taken by the worker before a newer frame replaces it
+    assert stream_until(lambda: "1 frames rejected" in status()[1], 10), status()
+    assert status()[0] == int.from_bytes(DiagnosticStatus.WARN, "little")
+    assert stream_until(ok, 10), status()  # the totals remain in the counters only
+    assert node.diag("frames_rejected") >= 1
+    assert node.wait_until(lambda: status()[1].startswith("no images on /seg_in for"), 6), status()
+    assert status()[0] == int.from_bytes(DiagnosticStatus.WARN, "little")
+
 def test_parameters_are_validated_at_run_time(node, harness, pipeline, rng):
     from rclpy.parameter import Parameter
     from rclpy.parameter_client import AsyncParameterClient
@@ -237,11 +269,13 @@ def test_parameters_are_validated_at_run_time(node, harness, pipeline, rng):
 
     refused = set_params(Parameter("overlay_alpha", value=1.5), Parameter("max_rate_hz", value=-2.0),
                          Parameter("max_rate_hz", value=float("nan")),
-                         Parameter("backend", value="tpu"), Parameter("qos_depth", value=3))
-    assert [r.successful for r in refused] == [False] * 5
+                         Parameter("backend", value="tpu"), Parameter("qos_depth", value=3),
+                         Parameter("input_timeout_s", value=-1.0))
+    assert [r.successful for r in refused] == [False] * 6
     assert "overlay_alpha" in refused[0].reason and "1.5" in refused[0].reason
     assert "max_rate_hz" in refused[1].reason and "max_rate_hz" in refused[2].reason
     assert "read-only" in refused[3].reason and "read-only" in refused[4].reason
+    assert "input_timeout_s" in refused[5].reason
     wrong_type = set_params(Parameter("publish_overlay", value="yes"))
     assert not wrong_type[0].successful
     assert [r.successful for r in set_params(Parameter("overlay_alpha", value=0.25))] == [True]

@@ -35,6 +35,8 @@ PARAMETERS: dict[str, tuple[Any, str, bool]] = {
     "max_rate_hz": (0.0, "process at most this many frames per second; 0: as fast as the model runs", True),
     "min_material_fraction": (0.0, "leave materials covering less than this fraction of the "
                                    "frame out of ~/materials, 0..1", True),
+    "input_timeout_s": (2.0, "/diagnostics warns when no image has arrived for this long; "
+                             "0: never", True),
 }
 
 
@@ -48,6 +50,9 @@ def descriptor(name: str) -> ParameterDescriptor:
     elif name == "max_rate_hz":
         desc.floating_point_range = [FloatingPointRange(from_value=0.0, to_value=1000.0, step=0.0)]
         desc.additional_constraints = "0 means unlimited"
+    elif name == "input_timeout_s":
+        desc.floating_point_range = [FloatingPointRange(from_value=0.0, to_value=3600.0, step=0.0)]
+        desc.additional_constraints = "0 disables the check"
     elif name == "qos_depth":
         desc.integer_range = [IntegerRange(from_value=1, to_value=1000, step=1)]
     return desc
@@ -62,6 +67,9 @@ def validate(name: str, value: Any) -> str | None:
     if name == "max_rate_hz" and not (isinstance(value, float) and math.isfinite(value)
                                       and 0.0 <= value <= 1000.0):
         return f"max_rate_hz must be in 0..1000 (0 = unlimited), got {value!r}"
+    if name == "input_timeout_s" and not (isinstance(value, float) and math.isfinite(value)
+                                          and 0.0 <= value <= 3600.0):
+        return f"input_timeout_s must be in 0..3600 seconds (0 = never), got {value!r}"
     if name == "qos_depth" and not (isinstance(value, int) and 1 <= value <= 1000):
         return f"qos_depth must be an integer in 1..1000, got {value!r}"
     return None

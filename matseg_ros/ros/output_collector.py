@@ -43,6 +43,7 @@ class OutputCollector(Node):
         self.classes: dict[str, Any] | None = None
         self.diagnostics: dict[str, str] = {}
         self.diagnostics_level: int | None = None
+        self.diagnostics_message = ""
         self._node_name = node.rstrip("/").rsplit("/", 1)[-1]
         self._output_subs = []
         for out in outputs:
@@ -80,6 +81,7 @@ class OutputCollector(Node):
             if status.name.split(":")[0] == self._node_name:
                 with self.lock:
                     self.diagnostics = {kv.key: kv.value for kv in status.values}
+                    self.diagnostics_message = status.message
                     self.diagnostics_level = int.from_bytes(status.level, "little") \
                         if isinstance(status.level, bytes) else int(status.level)
 

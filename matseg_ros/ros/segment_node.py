@@ -84,6 +84,7 @@ class SegmentNode(Node):
         self._throttle = WarningThrottle(WARN_PERIOD_S)
         self.counts = {"rejected": 0, "idle": 0, "failed": 0, **{f"published_{o}": 0 for o in OUTPUTS}}
         self._last_reject = ""
+        self._reported = {"rejected": 0, "failed": 0}  # counts at the previous /diagnostics
 
         self._pubs = {name: self.create_publisher(Image if name != MATERIALS else String, topic, OUTPUT_QOS)
                       for name, topic in TOPICS.items()}
@@ -250,16 +251,27 @@ class SegmentNode(Node):
             **{k: v for k, v in self.counts.items() if k.startswith("published_")},
         }
 
+    def status(self) -> tuple[bytes, str]:
+        """Level and message of the status: WARN while the input is silent (never started, or
+        quiet for input_timeout_s) or while frames are rejected or fail; a problem that has
+        passed shows in one status, not forever (the counters keep the totals)."""
+        topic, timeout = self._sub.topic_name, self._params["input_timeout_s"]
+        silent = self._received.since_last()
+        new = {key: self.counts[key] - self._reported[key] for key in self._reported}
+        self._reported = {key: self.counts[key] for key in self._reported}
+        if silent is None:
+            return DiagnosticStatus.WARN, f"no images received on {topic}"
+        if timeout > 0 and silent > timeout:
+            return DiagnosticStatus.WARN, f"no images on {topic} for {silent:.1f} s"
+        if new["rejected"] or new["failed"]:
+            return DiagnosticStatus.WARN, (
+                f"{new['rejected']} frames rejected, {new['failed']} failed since the last report"
+                + (f"; last: {self._last_reject}" if self._last_reject else ""))
+        return DiagnosticStatus.OK, "segmenting"
+
     def _publish_diagnostics(self) -> None:
         stats = self.stats()
-        if stats["frames_received"] == 0:
-            level, message = DiagnosticStatus.WARN, f"no images received on {self._sub.topic_name}"
-        elif self.counts["failed"] or self.counts["rejected"]:
-            level, message = DiagnosticStatus.WARN, (
-                f"{self.counts['rejected']} frames rejected, {self.counts['failed']} failed"
-                + (f"; last: {self._last_reject}" if self._last_reject else ""))
-        else:
-            level, message = DiagnosticStatus.OK, "segmenting"
+        level, message = self.status()
         engine = self.engine
         values = {**stats, "backend": getattr(engine, "backend", ""),
                   "providers": ",".join(getattr(engine, "providers", []) or []),
