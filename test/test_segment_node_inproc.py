@@ -79,6 +79,35 @@ def test_outputs_nobody_subscribes_to_are_not_computed(harness, engine, rng):
     assert node.counts["published_raw"] == 3 and node.counts["published_colored"] == 0
 
 
+
+def test_max_rate_hz_caps_processing_and_a_change_applies_at_once(harness, engine, rng):
+    from rclpy.node import Node
+    from rclpy.parameter import Parameter
+    from sensor_msgs.msg import Image
+
+    from matseg_ros.ros.output_collector import OutputCollector, wait_until
+    from matseg_ros.ros.segment_node import SegmentNode
+    node = harness.add(SegmentNode(engine=engine, node_name="capped", context=harness.context))
+    collector = harness.add(OutputCollector("/capped", outputs=("raw",), name="cc", context=harness.context))
+    source = harness.add(Node("capped_source", context=harness.context))
+    pub = source.create_publisher(Image, "image", 10)
+    assert wait_until(lambda: pub.get_subscription_count() > 0 and collector.connected(), 10)
+
+    def stream(seconds: float) -> int:
+        """Frames at 20 Hz for `seconds`; how many the node processed meanwhile."""
+        before, end = node.stats()["frames_processed"], time.monotonic() + seconds
+        while time.monotonic() < end:
+            pub.publish(image_msg(scene(rng), "rgb8", 1))
+            time.sleep(0.05)
+        return node.stats()["frames_processed"] - before
+
+    assert node.set_parameters([Parameter("max_rate_hz", value=2.0)])[0].successful
+    assert 3 <= stream(2.0) <= 6  # 2 Hz for 2 s, the first frame at once
+    node.set_parameters([Parameter("max_rate_hz", value=0.01)])
+    assert stream(1.0) <= 1
+    node.set_parameters([Parameter("max_rate_hz", value=0.0)])  # must not wait out the 100 s
+    assert stream(1.0) >= 3
+
 def test_a_slow_model_processes_only_the_newest_frame_with_bounded_latency(harness, engine, tmp_path):
     """camera_replay (its own process) sends 640×480 best-effort frames at 30 Hz through the
     Fast DDS SHM profile; the model takes >= 0.15 s. The node must skip (and count) frames

@@ -183,8 +183,10 @@ class SegmentNode(Node):
         last_start = -float("inf")
         while not self._stop.is_set():
             max_rate = self._params["max_rate_hz"]
-            if max_rate > 0 and self._stop.wait(max(0.0, last_start + 1.0 / max_rate - time.monotonic())):
-                break
+            wait = last_start + 1.0 / max_rate - time.monotonic() if max_rate > 0 else 0.0
+            if wait > 0:  # in slices, so that a new max_rate_hz applies at once
+                self._stop.wait(min(wait, 0.2))
+                continue
             item = self._slot.take(timeout=0.2)
             if item is None:
                 continue
@@ -192,7 +194,7 @@ class SegmentNode(Node):
             try:
                 self._process(*item)
             except Exception:  # keep the camera pipeline alive; say what broke, throttled
-                if self._stop.is_set():
+                if self._stop.is_set() or not self.context.ok():  # Ctrl-C shut rclpy down mid-frame
                     break
                 self.counts["failed"] += 1
                 self._warn("processing failed", f"processing a frame failed:\n{traceback.format_exc()}")
