@@ -3,6 +3,7 @@ topic of a rosbag2 file (mcap or sqlite3, read with rosbags). ROS-free; camera_r
 turns the frames into messages."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -13,6 +14,8 @@ import numpy as np
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v")
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
+
+log = logging.getLogger("matseg.framesource")
 
 
 class SourceError(ValueError):
@@ -42,8 +45,13 @@ def _read_rgb(path: Path) -> np.ndarray:
 
 
 def iter_folder(folder: Path) -> Iterator[Frame]:
+    """The folder's images in name order; an unreadable one is skipped with a warning that
+    names it (one corrupt file does not end a replay)."""
     for path in list_images(folder):
-        yield Frame(rgb=_read_rgb(path), name=path.name)
+        try:
+            yield Frame(rgb=_read_rgb(path), name=path.name)
+        except SourceError as exc:
+            log.warning("%s; skipped", exc)
 
 
 def iter_video(path: Path) -> Iterator[Frame]:

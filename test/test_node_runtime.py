@@ -119,15 +119,17 @@ def test_materials_file_may_recolour_but_not_rename_or_renumber(tmp_path, materi
         resolve_materials(materials, renamed)
 
 
-def test_frame_sources_folder_video_and_errors(tmp_path, rng):
+def test_frame_sources_folder_video_and_errors(tmp_path, rng, caplog):
     from matseg_ros.framesource import SourceError, iter_frames
     frames = [np.full((32, 48, 3), c, dtype=np.uint8) for c in ([200, 30, 40], [20, 180, 60], [10, 20, 220])]
     frames[0][:16] = [90, 90, 90]  # not uniform
     for i, f in enumerate(frames):
         cv2.imwrite(str(tmp_path / f"{i:02d}.png"), f[..., ::-1])
     (tmp_path / "notes.txt").write_text("not an image")
+    (tmp_path / "01b.png").write_bytes(b"\x89PNG truncated")  # mid-sequence: skipped, named
     got = list(iter_frames(tmp_path))
     assert [f.name for f in got] == ["00.png", "01.png", "02.png"]
+    assert "01b.png: cannot read as an image; skipped" in caplog.text
     for a, b in zip(got, frames):
         np.testing.assert_array_equal(a.rgb, b)
     video = tmp_path / "clip.avi"
