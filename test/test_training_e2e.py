@@ -18,7 +18,7 @@ import yaml
 from matseg_ros import cli
 from matseg_ros.checkpoint import load_checkpoint, model_from_checkpoint
 from matseg_ros.masks import read_mask
-from matseg_ros.training import predict, train as train_module
+from matseg_ros.training import export as export_module, predict, train as train_module
 from training_helpers import make_dataset, write_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -280,12 +280,21 @@ def test_seed_example_config_runs_with_sizes_overridden(tmp_path, dataset):
 
 # --- eval / infer / export -------------------------------------------------------------
 
-def test_export_eval_infer_end_to_end(trained, dataset, tmp_path, materials, capsys):
+def test_export_eval_infer_end_to_end(trained, dataset, tmp_path, materials, capsys, monkeypatch):
     best = trained / "best.pt"
     onnx_path = tmp_path / "model.onnx"
     assert cli.main(["export", "--model", str(best), "--output", str(onnx_path)]) == 0
     out = capsys.readouterr().out
-    assert "max |difference|" in out and onnx_path.is_file()
+    assert "on a 64×64 input: max |difference|" in out and onnx_path.is_file()
+    assert "on a 32×32 input: max |difference|" in out  # a second size: dynamic axes checked
+
+    # a model that fails the parity check leaves the earlier file as it was
+    before = onnx_path.read_bytes()
+    monkeypatch.setitem(export_module.TOLERANCE, "fp32", -1.0)
+    assert cli.main(["export", "--model", str(best), "--output", str(onnx_path)]) == 1
+    assert "differs from PyTorch by" in capsys.readouterr().err
+    assert onnx_path.read_bytes() == before and sorted(tmp_path.iterdir()) == [onnx_path]
+    monkeypatch.undo()
 
     from matseg_ros.engine import load_engine
     engine = load_engine(onnx_path)
