@@ -18,6 +18,7 @@ RNG = np.random.default_rng(0)
 JPEG = cv2.imencode(".jpg", RNG.integers(0, 255, (40, 50, 3), dtype=np.uint8))[1].tobytes()
 PNG = cv2.imencode(".png", RNG.integers(0, 255, (30, 30, 3), dtype=np.uint8))[1].tobytes()
 OTHER = cv2.imencode(".jpg", RNG.integers(0, 255, (20, 20, 3), dtype=np.uint8))[1].tobytes()
+THIRD = cv2.imencode(".jpg", RNG.integers(0, 255, (24, 16, 3), dtype=np.uint8))[1].tobytes()
 
 PAGE = """<html><body>
 <svg class="fix-aspect"><image xlink:href="/img/a.jpg"/></svg>
@@ -32,6 +33,11 @@ PAGE = """<html><body>
 <svg class="fix-aspect"><image xlink:href="/img/broken.jpg"/></svg>
 <svg class="fix-aspect"><image xlink:href="/img/missing.jpg"/></svg>
 <svg class="fix-aspect"><image xlink:href="javascript:alert(1)"/></svg>
+<svg class="fix-aspect"><image xlink:href="/img/odd-length.jpg"/></svg>
+<svg class="fix-aspect"><image xlink:href="/img/cut.jpg"/></svg>
+<svg class="fix-aspect"><image xlink:href="/img/trickle.jpg"/></svg>
+<svg class="fix-aspect"><image xlink:href="http://[::1/img/unparsable.jpg"/></svg>
+<svg class="fix-aspect"><image xlink:href="https:///img/bad-url.jpg"/></svg>
 <svg class="thumbnail"><image xlink:href="/img/not-in-a-container-of-the-class.jpg"/></svg>
 </body></html>"""
 
@@ -84,6 +90,34 @@ class Handler(BaseHTTPRequestHandler):
             if Handler.hits[path] == 1:
                 return self.send(b"oops", "text/plain", status=500)
             return self.send(cv2.imencode(".jpg", np.full((10, 10, 3), 90, np.uint8))[1].tobytes(), "image/jpeg")
+        if path == "/img/odd-length.jpg":  # a Content-Length that is no number: read to the end
+            self.send_response(200)
+            self.send_header("Content-Type", "image/jpeg")
+            self.send_header("Content-Length", "lots")
+            self.end_headers()
+            self.wfile.write(THIRD)
+            return None
+        if path == "/img/cut.jpg":  # the connection drops mid-body
+            self.send_response(200)
+            self.send_header("Content-Type", "image/jpeg")
+            self.send_header("Content-Length", str(len(JPEG)))
+            self.end_headers()
+            self.wfile.write(JPEG[:100])
+            self.wfile.flush()
+            self.close_connection = True
+            return None
+        if path == "/img/trickle.jpg":  # a byte every 0.1 s: each read is within the timeout
+            self.send_response(200)
+            self.send_header("Content-Type", "image/jpeg")
+            self.end_headers()
+            try:
+                for byte in JPEG[:40]:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(0.1)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            return None
         if path == "/img/broken.jpg":
             return self.send(b"\xff\xd8 this is not really a jpeg", "image/jpeg")
         return self.send(b"not found", "text/plain", status=404)
@@ -115,7 +149,8 @@ def config(tmp_path, base, page="/page.html", material="Fabric"):
     return path
 
 
-OPTIONS = scrape.Options(timeout=0.5, retries=1, backoff=0.01, max_bytes=50_000, delay=0.0)
+OPTIONS = scrape.Options(timeout=0.5, retries=1, backoff=0.01, max_bytes=50_000, max_seconds=1.0,
+                         delay=0.0)
 
 
 def test_scrapes_checks_and_names_images_and_resumes(tmp_path, server):
@@ -123,14 +158,18 @@ def test_scrapes_checks_and_names_images_and_resumes(tmp_path, server):
     entry = scrape.load_config(config(tmp_path, server))["Fabric"]
     report = scrape.scrape_material("Fabric", entry, out, scrape.Fetcher(OPTIONS))
     folder = out / "Fabric" / "JPEGFabric"
-    assert report.saved == [f"Fabric_{i:06d}.jpg" for i in range(4)]  # a, b (png->jpg), flaky, x
+    assert report.saved == [f"Fabric_{i:06d}.jpg" for i in range(5)]  # a, b (png->jpg), flaky, x, odd-length
     assert sorted(p.name for p in folder.iterdir()) == report.saved
     assert all(cv2.imread(str(folder / n)) is not None for n in report.saved)
     assert (folder / "Fabric_000000.jpg").read_bytes() == JPEG  # JPEGs kept byte for byte
     assert report.duplicates == 1  # dup.jpg has a.jpg's bytes; the second a.jpg link is the same URL
     why = {url.rsplit("/", 1)[1]: reason for url, reason in report.rejected}
-    assert set(why) == {"slow.jpg", "big.jpg", "declared-big.jpg", "text.jpg", "broken.jpg", "missing.jpg"}
+    assert set(why) == {"slow.jpg", "big.jpg", "declared-big.jpg", "text.jpg", "broken.jpg", "missing.jpg",
+                        "cut.jpg", "trickle.jpg", "bad-url.jpg"}
     assert "ReadTimeout" in why["slow.jpg"] and "gave up after 2 attempts" in why["slow.jpg"]
+    assert "gave up after 2 attempts" in why["cut.jpg"] and Handler.hits["/img/cut.jpg"] == 2
+    assert "over the 1-second download limit" in why["trickle.jpg"]
+    assert "InvalidURL" in why["bad-url.jpg"]
     assert "byte cap, aborted" in why["big.jpg"] and "200000 bytes declared" in why["declared-big.jpg"]
     assert "content type 'text/html'" in why["text.jpg"] and "not a decodable image" in why["broken.jpg"]
     assert "HTTP 404" in why["missing.jpg"]
@@ -141,11 +180,14 @@ def test_scrapes_checks_and_names_images_and_resumes(tmp_path, server):
         [f"out/Fabric/JPEGFabric/{n}" for n in report.saved]
     manifest = json.loads((out / "Fabric" / "sources.json").read_text())
     assert manifest[server + "/x.jpg"]["source_name"] == "x.jpg"
-    # a re-run fetches nothing it has seen
+    assert manifest[server + "/img/missing.jpg"] == {"rejected": "HTTP 404"}
+    # a re-run fetches nothing it has seen, except what failed for a passing reason
+    transient = {"/img/slow.jpg", "/img/cut.jpg", "/img/trickle.jpg"}
+    assert not {server + path for path in transient} & set(manifest)
     before = dict(Handler.hits)
     again = scrape.scrape_material("Fabric", entry, out, scrape.Fetcher(OPTIONS))
-    assert again.saved == [] and again.skipped == 11  # every distinct http(s) link of the class
-    assert {k: v for k, v in Handler.hits.items() if v != before.get(k)} == {"/page.html": 2}
+    assert again.saved == [] and again.skipped == 12  # the 15 distinct links less the 3
+    assert {k for k, v in Handler.hits.items() if v != before.get(k)} == {"/page.html"} | transient
 
 
 def test_command_line_reports_a_failing_page(tmp_path, server, capsys):

@@ -35,12 +35,18 @@ class ScrapeError(ValueError):
     """A config or page problem; the message names the file, material or URL."""
 
 
+class TransientError(ScrapeError):
+    """A download that may work later (timeouts, dropped connections, 5xx): not recorded as
+    rejected in sources.json, so the next run tries it again."""
+
+
 @dataclass
 class Options:
     timeout: float = 15.0
     retries: int = 3
     backoff: float = 0.5          # seconds, doubled per retry
     max_bytes: int = 20 << 20
+    max_seconds: float = 120.0    # whole download, against servers that trickle bytes
     delay: float = 1.0            # between requests
     scroll: int = 0               # Selenium scrolls (0 = plain requests)
     user_agent: str = "matseg_ros-scraper/1.0 (+research; polite)"
@@ -82,8 +88,15 @@ class Fetcher:
 
     def __init__(self, options: Options):
         import requests
+        from urllib3 import exceptions as urllib3_errors
 
         self.requests = requests
+        # worth another attempt: no connection, timeouts, a connection dropped mid-body
+        self.transient = (requests.ConnectionError, requests.Timeout,
+                          requests.exceptions.ChunkedEncodingError, urllib3_errors.ProtocolError,
+                          urllib3_errors.ReadTimeoutError)
+        # not: a bad URL, a redirect loop, undecodable content
+        self.permanent = (requests.RequestException, urllib3_errors.HTTPError)
         self.options = options
         self.session = requests.Session()
         self.session.headers["User-Agent"] = options.user_agent
@@ -97,7 +110,7 @@ class Fetcher:
             wait = self._last + opts.delay - time.monotonic()
             if wait > 0:
                 time.sleep(wait)
-            self._last = time.monotonic()
+            self._last = started = time.monotonic()
             try:
                 with self.session.get(url, timeout=opts.timeout, stream=True) as response:
                     if response.status_code >= 500:
@@ -108,19 +121,26 @@ class Fetcher:
                     kind = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
                     if want_image and not kind.startswith("image/"):
                         raise ScrapeError(f"content type {kind or 'missing'!r}, not an image")
-                    declared = int(response.headers.get("Content-Length") or 0)
-                    if declared > opts.max_bytes:
+                    declared = response.headers.get("Content-Length", "")
+                    if declared.isdigit() and int(declared) > opts.max_bytes:
                         raise ScrapeError(f"{declared} bytes declared, over the {opts.max_bytes}-byte cap")
                     chunks, size = [], 0
-                    for chunk in response.iter_content(64 << 10):
+                    # read1: whatever has arrived (≤ 64 KiB), so a trickling server meets the
+                    # deadline; iter_content would block until a whole chunk is in
+                    while chunk := response.raw.read1(64 << 10, decode_content=True):
                         size += len(chunk)
                         if size > opts.max_bytes:
                             raise ScrapeError(f"over the {opts.max_bytes}-byte cap, aborted")
+                        if time.monotonic() - started > opts.max_seconds:
+                            raise TransientError(f"over the {opts.max_seconds:g}-second download "
+                                                 "limit, aborted")
                         chunks.append(chunk)
                     return b"".join(chunks)
-            except (self.requests.ConnectionError, self.requests.Timeout) as exc:
+            except self.transient as exc:
                 last_error = f"{type(exc).__name__}: {exc}"
-        raise ScrapeError(f"gave up after {opts.retries + 1} attempts ({last_error})")
+            except self.permanent as exc:
+                raise ScrapeError(f"{type(exc).__name__}: {exc}") from None
+        raise TransientError(f"gave up after {opts.retries + 1} attempts ({last_error})")
 
 
 def page_html(url: str, fetcher: Fetcher) -> str:
@@ -159,10 +179,15 @@ def image_urls(html: str, base_url: str, entry: dict[str, str]) -> list[str]:
     for container in soup.find_all(entry["tag_img_container"], class_=wanted):
         for tag in container.find_all(entry["tag_image"]):
             value = tag.get(entry["var_tag_image"])
-            if value:
+            if not value:
+                continue
+            try:
                 url = urljoin(base_url, value.strip())
-                if urlparse(url).scheme in ("http", "https") and url not in urls:
-                    urls.append(url)
+                scheme = urlparse(url).scheme
+            except ValueError:  # a malformed address on the page (e.g. "http://[::1/x.jpg")
+                continue
+            if scheme in ("http", "https") and url not in urls:
+                urls.append(url)
     return urls
 
 
@@ -193,7 +218,8 @@ def scrape_material(material: str, entry: dict[str, str], output: Path, fetcher:
                     raise ScrapeError("not a decodable image")
             except ScrapeError as exc:
                 report.rejected.append((url, str(exc)))
-                manifest[url] = {"rejected": str(exc)}
+                if not isinstance(exc, TransientError):  # a transient failure is retried next run
+                    manifest[url] = {"rejected": str(exc)}
                 continue
             digest = hashlib.sha256(data).hexdigest()
             if digest in hashes:
@@ -221,12 +247,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=15.0, help="seconds per request (default 15)")
     parser.add_argument("--retries", type=int, default=3)
     parser.add_argument("--max-mb", type=float, default=20.0, help="largest image to accept, MB (default 20)")
+    parser.add_argument("--max-seconds", type=float, default=120.0,
+                        help="longest whole download of one file, seconds (default 120)")
     parser.add_argument("--scroll", type=int, default=0, help="scroll pages N times with Selenium (optional extra)")
 
 
 def run(args: argparse.Namespace) -> int:
     options = Options(timeout=args.timeout, retries=args.retries, max_bytes=int(args.max_mb * (1 << 20)),
-                      delay=args.delay, scroll=args.scroll)
+                      max_seconds=args.max_seconds, delay=args.delay, scroll=args.scroll)
     try:
         config = load_config(args.config)
     except ScrapeError as exc:
