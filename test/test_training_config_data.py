@@ -260,10 +260,36 @@ def test_train_transform_scale_and_seeding():
 def test_pad_collate_pads_images_with_zero_and_targets_with_ignore():
     a = (torch.ones(3, 2, 3), torch.zeros(2, 3, dtype=torch.int64), 1)
     b = (torch.ones(3, 4, 2), torch.ones(4, 2, dtype=torch.int64), 2)
-    images, targets, unknown = pad_collate([a, b])
+    images, targets, unknown, sizes = pad_collate([a, b])
     assert images.shape == (2, 3, 4, 3) and targets.shape == (2, 4, 3)
     assert images[0, :, 2:].abs().sum() == 0 and (targets[0, 2:] == 255).all()
     assert (targets[1, :, 2] == 255).all() and unknown.tolist() == [1, 2]
+    assert sizes.tolist() == [[2, 3], [4, 2]]
+
+
+def test_validation_metrics_do_not_depend_on_the_batching():
+    """Images of different sizes padded into one batch: a network with global pooling sees
+    the padding, so evaluation must score each at its own size (as batch size 1 does)."""
+    from matseg_ros.training.loop import evaluate
+
+    class GlobalContext(torch.nn.Module):
+        def forward(self, x):  # per-pixel logits shifted by the image mean, like ASPP pooling
+            return x[:, :2] + 4 * x.mean(dim=(2, 3), keepdim=True)[:, :2]
+
+    gen = torch.Generator().manual_seed(0)
+    samples = [(torch.randn(3, h, w, generator=gen) + 0.3, torch.randint(0, 2, (h, w), generator=gen), 0)
+               for h, w in ((16, 20), (9, 31), (24, 12), (16, 20))]
+    results = []
+    for batch_size in (1, 4, 2):
+        loader = torch.utils.data.DataLoader(samples, batch_size=batch_size, collate_fn=pad_collate)
+        metrics, examples = evaluate(GlobalContext(), loader, torch.device("cpu"), 2,
+                                     torch.nn.CrossEntropyLoss(ignore_index=255), progress=False,
+                                     keep_examples=4)
+        results.append(metrics)
+        assert [tuple(e[1].shape) for e in examples] == [(16, 20), (9, 31), (24, 12), (16, 20)]
+    for other in results[1:]:
+        assert other["confusion_matrix"] == results[0]["confusion_matrix"]
+        assert other["loss"] == pytest.approx(results[0]["loss"], rel=1e-6)
 
 
 def test_median_frequency_weights_and_repeat_factors_hand_computed():

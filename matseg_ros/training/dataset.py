@@ -96,8 +96,11 @@ class HRIM(Dataset):
 
 
 def pad_collate(batch: list[tuple[torch.Tensor, torch.Tensor, int]]
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Stack samples, padding differently sized whole images: image 0, target ignore."""
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Stack samples, padding differently sized whole images: image 0, target ignore.
+
+    Returns images, targets, unknown-colour pixel counts and the N×2 (height, width) of each
+    sample before padding (evaluation scores padded samples one by one at their own size)."""
     height = max(item[0].shape[1] for item in batch)
     width = max(item[0].shape[2] for item in batch)
     images = torch.zeros(len(batch), batch[0][0].shape[0], height, width, dtype=batch[0][0].dtype)
@@ -106,4 +109,5 @@ def pad_collate(batch: list[tuple[torch.Tensor, torch.Tensor, int]]
         images[i, :, :image.shape[1], :image.shape[2]] = image
         targets[i, :target.shape[0], :target.shape[1]] = target
     unknown = torch.tensor([item[2] for item in batch], dtype=torch.int64)
-    return images, targets, unknown
+    sizes = torch.tensor([tuple(item[0].shape[1:]) for item in batch], dtype=torch.int64)
+    return images, targets, unknown, sizes

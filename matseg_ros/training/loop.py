@@ -44,7 +44,7 @@ def train_one_epoch(model: nn.Module, criterion: nn.Module, optimizer: torch.opt
     start = time.perf_counter()
     bar = tqdm(loader, desc=f"epoch {epoch} train", disable=not progress, leave=False,
                dynamic_ncols=True)
-    for i, (image, target, n_unknown) in enumerate(bar):
+    for i, (image, target, n_unknown, _) in enumerate(bar):
         image = image.to(device, non_blocking=True)
         target = target.to(device, non_blocking=True)
         with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
@@ -82,26 +82,37 @@ def evaluate(model: nn.Module, loader: torch.utils.data.DataLoader, device: torc
              num_classes: int, criterion: nn.Module | None = None, amp: bool = False,
              progress: bool = True, keep_examples: int = 0,
              ) -> tuple[dict[str, Any], list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]]:
-    """Whole-image evaluation -> (metrics incl. `loss`, first `keep_examples` (image, gt, pred))."""
+    """Whole-image evaluation -> (metrics incl. `loss`, first `keep_examples` (image, gt, pred)).
+
+    A batch of equally sized images runs as one; a padded batch (images of different sizes)
+    runs image by image at each one's own size, because the padding would change what the
+    network sees (global pooling in ASPP/PSP, for one): the metrics do not depend on the
+    batch size or on which images share a batch."""
     model.eval()
     confusion = ConfusionMatrix(num_classes, device=device)
-    loss_sum, batches = 0.0, 0
+    loss_sum, scored = 0.0, 0  # loss summed per image, images scored
     examples: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
-    for image, target, _ in tqdm(loader, desc="validate", disable=not progress, leave=False,
-                                 dynamic_ncols=True):
+    for image, target, _, sizes in tqdm(loader, desc="validate", disable=not progress,
+                                        leave=False, dynamic_ncols=True):
         image = image.to(device, non_blocking=True)
         target = target.to(device, non_blocking=True)
-        with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
-            logits = _at_size(_main_and_aux(model(image))[0], target.shape[-2:])
-            if criterion is not None:
-                loss_sum += float(criterion(logits, target))
-                batches += 1
-        pred = logits.argmax(dim=1)
-        confusion.update(pred, target)
-        for k in range(min(keep_examples - len(examples), image.shape[0])):
-            examples.append((image[k].float().cpu(), target[k].cpu(), pred[k].cpu()))
+        if all(tuple(size) == tuple(image.shape[-2:]) for size in sizes.tolist()):
+            parts = [(image, target)]
+        else:
+            parts = [(image[k:k + 1, :, :h, :w], target[k:k + 1, :h, :w])
+                     for k, (h, w) in enumerate(sizes.tolist())]
+        for part, part_target in parts:
+            with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
+                logits = _at_size(_main_and_aux(model(part))[0], part_target.shape[-2:])
+                if criterion is not None:
+                    loss_sum += float(criterion(logits, part_target)) * part.shape[0]
+                    scored += part.shape[0]
+            pred = logits.argmax(dim=1)
+            confusion.update(pred, part_target)
+            for k in range(min(keep_examples - len(examples), part.shape[0])):
+                examples.append((part[k].float().cpu(), part_target[k].cpu(), pred[k].cpu()))
     confusion.all_reduce()
     metrics = confusion.compute()
-    loss_sum, batches = distributed.all_reduce_sum([loss_sum, batches], device)
-    metrics["loss"] = loss_sum / batches if batches else math.nan
+    loss_sum, scored = distributed.all_reduce_sum([loss_sum, scored], device)
+    metrics["loss"] = loss_sum / scored if scored else math.nan
     return metrics, examples
