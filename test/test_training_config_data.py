@@ -162,6 +162,23 @@ def test_differential_lr_groups_survive_the_ddp_wrapper(tmp_path):
     assert [g["lr"] for g in groups] == [pytest.approx(lr / 10), lr]
     assert {id(p) for p in groups[0]["params"]} == {id(p) for p in model.encoder.parameters()}
 
+
+def test_recorded_input_size_keeps_the_data_aspect(tmp_path):
+    """Longest side = the val crop_size; aspect = the most common image size; multiples of 32."""
+    from types import SimpleNamespace
+    samples = []
+    for i, (h, w) in enumerate(((384, 512), (384, 512), (100, 100), (384, 512), (480, 640))):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), np.zeros((h, w, 3), np.uint8))
+        samples.append((str(i), tmp_path / f"{i}.png", tmp_path / "unused.png"))
+    cfg = resolve_config(seed_raw())
+    cfg["val_loader"]["args"]["crop_size"] = 384
+    assert builders.input_size(cfg, SimpleNamespace(samples=samples)) == [288, 384]
+    square = [(i, path, mask) for i, path, mask in samples if i == "2"]
+    assert builders.input_size(cfg, SimpleNamespace(samples=square)) == [384, 384]
+    cfg["val_loader"]["args"]["crop_size"] = None  # falls back to the training crop_size
+    cfg["train_loader"]["args"]["crop_size"] = 200  # 150 × 200 -> rounded to 32s
+    assert builders.input_size(cfg, SimpleNamespace(samples=samples)) == [160, 192]
+
 # --- dataset ---------------------------------------------------------------------------
 
 def write_pair(root: Path, name: str, rgb: np.ndarray, mask: np.ndarray | None, materials,

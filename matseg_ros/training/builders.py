@@ -33,10 +33,25 @@ def ignore_class(cfg: dict[str, Any]) -> int | None:
     return None if value in (-1, IGNORE_INDEX) else value
 
 
-def input_size(cfg: dict[str, Any]) -> list[int]:
-    """Size recorded for deployment: the validation crop_size if given, else the training one."""
-    crop = cfg["val_loader"]["args"]["crop_size"] or cfg["train_loader"]["args"]["crop_size"]
-    return [int(crop), int(crop)]
+def input_size(cfg: dict[str, Any], dataset: HRIM, sample: int = 256) -> list[int]:
+    """Size recorded for deployment, [height, width]: the longest side is the validation
+    crop_size if given, else the training one; the aspect ratio is that of the dataset's
+    most common image size (validation scores whole images, so a square would squash every
+    camera frame into a shape the model was never scored on). Sides are multiples of 32."""
+    from collections import Counter
+
+    from PIL import Image
+
+    longest = int(cfg["val_loader"]["args"]["crop_size"] or cfg["train_loader"]["args"]["crop_size"])
+    sizes: Counter[tuple[int, int]] = Counter()
+    for _, image, _ in dataset.samples[:sample]:
+        with Image.open(image) as img:  # reads the header only
+            sizes[(img.height, img.width)] += 1
+    if not sizes:
+        return [longest, longest]
+    height, width = sizes.most_common(1)[0][0]
+    scale = longest / max(height, width)
+    return [max(32, int(round(height * scale / 32)) * 32), max(32, int(round(width * scale / 32)) * 32)]
 
 
 def build_datasets(cfg: dict[str, Any], materials: MaterialMap, seed: int) -> tuple[HRIM, HRIM | None]:

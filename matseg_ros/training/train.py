@@ -137,10 +137,10 @@ def train(cfg: dict[str, Any], args: argparse.Namespace, ckpt: dict[str, Any] | 
     init_state = _initial_weights(init, materials) if init else None  # before any data work
     num_classes = materials.num_classes
     mean, std = builders.normalisation(cfg)
-    meta = ModelMetadata(materials, tuple(mean), tuple(std), tuple(builders.input_size(cfg)),
-                         cfg["arch"]["type"], cfg["arch"]["args"]["backbone"] or "")
-
     train_set, val_set = builders.build_datasets(cfg, materials, seed)
+    meta = ModelMetadata(materials, tuple(mean), tuple(std),
+                         tuple(builders.input_size(cfg, val_set or train_set)),
+                         cfg["arch"]["type"], cfg["arch"]["args"]["backbone"] or "")
     counts = None
     if cfg["balance"]["class_weights"] == "median_frequency" or cfg["balance"]["oversample"]:
         counts = class_pixel_counts(train_set, num_classes, progress=progress_bars)
