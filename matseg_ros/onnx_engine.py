@@ -23,11 +23,17 @@ GPU_PROVIDERS = {"TensorrtExecutionProvider", "CUDAExecutionProvider"}
 IDS_NAME, CONFIDENCE_NAME = "matseg_ids", "matseg_confidence"
 
 
+# where an NVIDIA GPU driver shows itself: desktop/server Linux, WSL2 (GPU paravirtualisation),
+# Jetson (L4T: integrated GPU, no /dev/nvidia0)
+NVIDIA_DRIVER_FILES = ("/proc/driver/nvidia/version", "/dev/nvidia0", "/dev/dxg",
+                       "/etc/nv_tegra_release", "/dev/nvhost-ctrl-gpu")
+
+
 def nvidia_driver_present() -> bool:
-    """True where an NVIDIA kernel driver is loaded. onnxruntime-gpu lists the CUDA provider
+    """True where an NVIDIA driver is present. onnxruntime-gpu lists the CUDA provider
     everywhere and logs library-load errors where it cannot start, so `device=auto` asks
-    for CUDA only where a driver exists."""
-    return Path("/proc/driver/nvidia/version").exists() or Path("/dev/nvidia0").exists()
+    for CUDA only where a driver exists (and the session then says what really runs)."""
+    return any(Path(name).exists() for name in NVIDIA_DRIVER_FILES)
 
 
 def requested_providers(device: str, providers: tuple[str, ...] | None) -> list[str]:

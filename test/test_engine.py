@@ -109,6 +109,17 @@ def test_provider_request_follows_device(monkeypatch):
         "TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
 
 
+def test_driver_detection_covers_wsl2_and_jetson(monkeypatch, tmp_path):
+    from matseg_ros import onnx_engine
+
+    assert {"/dev/nvidia0", "/dev/dxg", "/etc/nv_tegra_release"} <= set(onnx_engine.NVIDIA_DRIVER_FILES)
+    monkeypatch.setattr(onnx_engine, "NVIDIA_DRIVER_FILES", (str(tmp_path / "none"),))
+    assert not onnx_engine.nvidia_driver_present()
+    (tmp_path / "dxg").touch()  # what WSL2 has instead of /dev/nvidia0
+    monkeypatch.setattr(onnx_engine, "NVIDIA_DRIVER_FILES", (str(tmp_path / "none"), str(tmp_path / "dxg")))
+    assert onnx_engine.nvidia_driver_present()
+
+
 def test_torch_checkpoint_and_its_onnx_export_agree(tmp_path, materials, rng):
     """A real zoo network as a checkpoint (torch engine) and as ONNX (ORT engine)."""
     from matseg_ros.checkpoint import save_checkpoint
