@@ -312,6 +312,15 @@ def test_export_eval_infer_end_to_end(trained, dataset, tmp_path, materials, cap
         assert None in metrics["per_class_iou"]  # classes absent from val: null, not 0
         png = cv2.imread(str(out_dir / "confusion_matrix.png"))
         assert png is not None and png.shape[0] > 200
+    # leaving background out: its IoU is null and its ground-truth pixels are not scored
+    assert cli.main(["eval", "--model", str(onnx_path), "--data", str(dataset), "--output",
+                     str(tmp_path / "no_bg"), "--ignore-class", "0", "--threads", "1"]) == 0
+    no_bg = json.loads((tmp_path / "no_bg" / "metrics.json").read_text())
+    assert no_bg["per_class_iou"][0] is None and no_bg["ignore_class"] == 0
+    assert no_bg["pixels"] == metrics["pixels"] - sum(metrics["confusion_matrix"][0])
+    assert cli.main(["eval", "--model", str(onnx_path), "--data", str(dataset),
+                     "--ignore-class", "42"]) == 2
+    assert "--ignore-class 42 is not a class id" in capsys.readouterr().err
 
     images = dataset / "JPEGImages"
     model, meta = model_from_checkpoint(load_checkpoint(best), "best")

@@ -98,6 +98,20 @@ def test_confusion_matrix_hand_case_absent_class_is_nan():
     assert m["pixels"] == 5
 
 
+
+def test_an_excluded_class_leaves_the_means_but_predicting_it_is_still_wrong():
+    """ignore_index naming class 0: its pixels are not scored, yet predicting 0 on a class-1
+    pixel is a miss for class 1."""
+    cm = ConfusionMatrix(3, exclude=0)
+    target = np.array([0, 0, 1, 1, 2, 2])
+    pred = np.array([0, 1, 0, 1, 2, 2])
+    cm.update(pred, target)
+    m = cm.compute()
+    # class 1: tp 1, fn 1 (predicted 0) -> 1/2; class 2: 1; class 0: out of the means
+    assert math.isnan(m["per_class_iou"][0]) and m["per_class_iou"][1:] == pytest.approx([0.5, 1.0])
+    assert m["mIoU"] == pytest.approx(0.75) and m["pixels"] == 4
+    assert m["pixel_accuracy"] == pytest.approx(3 / 4)
+
 def test_confusion_matrix_matches_torchmetrics():
     from torchmetrics.classification import (MulticlassAccuracy, MulticlassF1Score,
                                              MulticlassJaccardIndex, MulticlassRecall)

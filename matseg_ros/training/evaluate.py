@@ -16,10 +16,12 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from ..checkpoint import load_checkpoint
 from ..dataset_layout import DatasetError
 from ..fileio import atomic_write_text
 from ..masks import DEFAULT_TOLERANCE
 from ..materials import MaterialMap
+from . import builders
 from .config import ConfigError
 from .dataset import HRIM
 from .infer import add_mode_arguments, mode_settings
@@ -36,6 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", help="folder for metrics.json and confusion_matrix.png")
     parser.add_argument("--mask-tolerance", type=float, default=DEFAULT_TOLERANCE,
                         help="RGB distance within which a mask colour counts as a class colour")
+    parser.add_argument("--ignore-class", type=int, default=None, metavar="ID",
+                        help="a class id to leave out of the scores, like the training config's "
+                             "ignore_index (default: a checkpoint's own ignore_index; none for ONNX)")
     add_mode_arguments(parser)
 
 
@@ -55,13 +60,27 @@ def format_table(metrics: dict[str, Any], classes: MaterialMap) -> str:
     return "\n".join(rows)
 
 
+def trained_ignore_class(model_path: str) -> int | None:
+    """The class a training checkpoint's config ignored (its `ignore_index`), if any."""
+    if Path(model_path).suffix.lower() not in (".pt", ".pth"):
+        return None
+    config = load_checkpoint(model_path).get("config") or {}
+    return builders.ignore_class({"ignore_index": config.get("ignore_index", -1)})
+
+
 def evaluate_model(model_path: str, data: str, split: str, settings_args: argparse.Namespace,
-                   mask_tolerance: float = DEFAULT_TOLERANCE) -> tuple[dict[str, Any], MaterialMap]:
+                   mask_tolerance: float = DEFAULT_TOLERANCE,
+                   ignore_class: int | None = None) -> tuple[dict[str, Any], MaterialMap]:
     forward, meta, device = load_model(model_path, settings_args.device)
+    if ignore_class is None:
+        ignore_class = trained_ignore_class(model_path)
+    if ignore_class is not None and ignore_class not in meta.classes.ids:
+        raise ValueError(f"--ignore-class {ignore_class} is not a class id of the model "
+                         f"{meta.classes.ids}")
     settings = mode_settings(settings_args, meta.input_size, "single")
     dataset = HRIM(data, split, meta.classes, val_transform(meta.mean, meta.std),
                    mask_tolerance=mask_tolerance)
-    confusion = ConfusionMatrix(meta.classes.num_classes)
+    confusion = ConfusionMatrix(meta.classes.num_classes, exclude=ignore_class)
     unknown = 0
     for i in tqdm(range(len(dataset)), desc=f"eval {split} ({settings['mode']})", dynamic_ncols=True):
         image, target, n_unknown = dataset[i]
@@ -70,6 +89,7 @@ def evaluate_model(model_path: str, data: str, split: str, settings_args: argpar
         unknown += n_unknown
     metrics = confusion.compute()
     metrics.update({"model": str(model_path), "data": str(data), "split": split, "images": len(dataset),
+                    "ignore_class": ignore_class,
                     "unknown_mask_pixels": unknown, "classes": meta.classes.names, **settings})
     return metrics, meta.classes
 
@@ -90,7 +110,8 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     args.config = None
     try:
-        metrics, classes = evaluate_model(args.model, args.data, args.split, args, args.mask_tolerance)
+        metrics, classes = evaluate_model(args.model, args.data, args.split, args, args.mask_tolerance,
+                                          args.ignore_class)
     except (PredictError, DatasetError, ConfigError, ValueError) as exc:
         print(f"matseg eval: error: {exc}", file=sys.stderr)
         return 2

@@ -80,7 +80,7 @@ def train_one_epoch(model: nn.Module, criterion: nn.Module, optimizer: torch.opt
 @torch.inference_mode()
 def evaluate(model: nn.Module, loader: torch.utils.data.DataLoader, device: torch.device,
              num_classes: int, criterion: nn.Module | None = None, amp: bool = False,
-             progress: bool = True, keep_examples: int = 0,
+             progress: bool = True, keep_examples: int = 0, exclude_class: int | None = None,
              ) -> tuple[dict[str, Any], list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]]:
     """Whole-image evaluation -> (metrics incl. `loss`, first `keep_examples` (image, gt, pred)).
 
@@ -89,7 +89,7 @@ def evaluate(model: nn.Module, loader: torch.utils.data.DataLoader, device: torc
     network sees (global pooling in ASPP/PSP, for one): the metrics do not depend on the
     batch size or on which images share a batch."""
     model.eval()
-    confusion = ConfusionMatrix(num_classes, device=device)
+    confusion = ConfusionMatrix(num_classes, device=device, exclude=exclude_class)
     loss_sum, scored = 0.0, 0  # loss summed per image, images scored
     examples: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
     for image, target, _, sizes in tqdm(loader, desc="validate", disable=not progress,

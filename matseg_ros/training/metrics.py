@@ -27,10 +27,16 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
 
 
 class ConfusionMatrix:
+    """Pixel counts [ground truth, prediction]. `exclude`: a class id that the config's
+    `ignore_index` names: its ground-truth pixels are skipped and it takes no part in the
+    class means (its IoU/accuracy/Dice are NaN); predicting it elsewhere still counts as an
+    error for the true class."""
+
     def __init__(self, num_classes: int, ignore_index: int = IGNORE_INDEX,
-                 device: torch.device | str = "cpu"):
+                 device: torch.device | str = "cpu", exclude: int | None = None):
         self.num_classes = num_classes
         self.ignore_index = ignore_index
+        self.exclude = exclude
         self.mat = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=device)
 
     def reset(self) -> None:
@@ -44,6 +50,8 @@ class ConfusionMatrix:
             raise ValueError(f"prediction has {pred.numel()} pixels, target {target.numel()}")
         n = self.num_classes
         valid = (target != self.ignore_index) & (target >= 0) & (target < n)
+        if self.exclude is not None:
+            valid &= target != self.exclude
         pred, target = pred[valid], target[valid]
         if pred.numel() and (pred.min() < 0 or pred.max() >= n):
             raise ValueError(f"predicted ids must lie in 0..{n - 1}")
@@ -63,6 +71,8 @@ class ConfusionMatrix:
         iou = _ratio(tp, gt + pred - tp)
         acc = _ratio(tp, gt)
         dice = _ratio(2 * tp, gt + pred)
+        if self.exclude is not None:
+            iou[self.exclude] = acc[self.exclude] = dice[self.exclude] = np.nan
         freq = gt / total if total else np.zeros_like(gt)
         return {
             "pixel_accuracy": float(tp.sum() / total) if total else float("nan"),

@@ -244,7 +244,8 @@ def train(cfg: dict[str, Any], args: argparse.Namespace, ckpt: dict[str, Any] | 
             if validate:
                 val_metrics, examples = evaluate(
                     model, val_loader, device, num_classes, criterion, amp=amp,
-                    progress=progress_bars, keep_examples=trainer["image_panels"] if writer else 0)
+                    progress=progress_bars, keep_examples=trainer["image_panels"] if writer else 0,
+                    exclude_class=builders.ignore_class(cfg))
                 last_metrics = val_metrics
             improved = metric is not None and validate and _improved(mode, val_metrics[metric], best)
             if improved:
