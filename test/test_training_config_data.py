@@ -331,7 +331,22 @@ def test_repeat_factor_sampler_is_seeded_and_sharded():
         s0.set_epoch(epoch)
         s1.set_epoch(epoch)
         per_epoch.add(tuple(s0))
-        draws += list(s0) + list(s1)
+        both = list(s0) + list(s1)
+        assert len(set(both)) == len(both)  # a repeat of an image is a new virtual index
+        draws += [i % 5 for i in both]
     assert len(per_epoch) > 20  # a new draw every epoch
     share = draws.count(2) / len(draws)
     assert share == pytest.approx(10 / 14, abs=0.05)
+
+
+def test_repeats_of_an_oversampled_image_are_augmented_differently(tmp_path, materials):
+    rng = np.random.default_rng(3)
+    for i in range(2):
+        write_pair(tmp_path, f"{i:02d}", rng.integers(0, 255, (64, 80, 3), dtype=np.uint8),
+                   rng.integers(0, 9, (64, 80), dtype=np.uint8), materials)
+    write_split(tmp_path, "train", ["00", "01"])
+    data = HRIM(tmp_path, "train", materials, train_transform(32, 64, MEAN, STD, seed=5))
+    data.set_epoch(1)
+    first, again, repeat = data[1], data[1], data[1 + len(data)]
+    assert torch.equal(first[0], again[0])  # one draw: reproducible
+    assert not torch.equal(first[0], repeat[0])  # its repeat: another crop of the same image

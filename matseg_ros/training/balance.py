@@ -10,6 +10,7 @@ and a resumed run draws the same images.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from typing import Iterator
 
 import numpy as np
@@ -53,7 +54,11 @@ def repeat_factors(counts: np.ndarray, threshold: float) -> np.ndarray:
 
 
 class RepeatFactorSampler(Sampler[int]):
-    """Draws len(weights) images with replacement, ∝ weights, sharded over `num_replicas`."""
+    """Draws len(weights) images with replacement, ∝ weights, sharded over `num_replicas`.
+
+    The k-th draw of image i in an epoch is yielded as i + k·len(weights): the dataset
+    (HRIM) maps it back to image i with its own augmentation seed, so the repeats of a rare
+    image are different crops, not one crop counted k times."""
 
     def __init__(self, weights: np.ndarray, num_replicas: int = 1, rank: int = 0, seed: int = 0):
         self.weights = torch.as_tensor(weights, dtype=torch.float64)
@@ -68,7 +73,12 @@ class RepeatFactorSampler(Sampler[int]):
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
         total = self.num_samples * self.num_replicas
         drawn = torch.multinomial(self.weights, total, replacement=True, generator=generator)
-        return iter(drawn[self.rank::self.num_replicas].tolist())
+        n, seen = len(self.weights), Counter()
+        virtual = []
+        for index in drawn.tolist():
+            virtual.append(index + seen[index] * n)
+            seen[index] += 1
+        return iter(virtual[self.rank::self.num_replicas])
 
     def __len__(self) -> int:
         return self.num_samples

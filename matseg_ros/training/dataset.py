@@ -85,13 +85,17 @@ class HRIM(Dataset):
         return ids, unknown
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """Sample `index`; index + k·len(self) is its k-th repeat in an epoch (oversampling):
+        the same image and mask with an augmentation of its own."""
+        repeat, index = divmod(index, len(self.samples))
         _, image_path, mask = self.samples[index]
         rgb = read_rgb(image_path)
         ids, unknown = self.read_target(index)
         if ids.shape != rgb.shape[:2]:
             raise DatasetError(f"{mask}: mask is {ids.shape[1]}×{ids.shape[0]} but its image "
                                f"{image_path} is {rgb.shape[1]}×{rgb.shape[0]} (width×height)")
-        image, target = self.transform(rgb, ids, (self.epoch, index))
+        key = (self.epoch, index, repeat) if repeat else (self.epoch, index)
+        image, target = self.transform(rgb, ids, key)
         return image, target, unknown
 
 
