@@ -193,11 +193,12 @@ class SegmentNode(Node):
             last_start = time.monotonic()
             try:
                 self._process(*item)
-            except Exception:  # keep the camera pipeline alive; say what broke, throttled
+            except Exception as exc:  # keep the camera pipeline alive; say what broke, throttled
                 if self._stop.is_set() or not self.context.ok():  # Ctrl-C shut rclpy down mid-frame
                     break
                 self.counts["failed"] += 1
-                self._warn("processing failed", f"processing a frame failed:\n{traceback.format_exc()}")
+                self._warn(f"processing failed: {type(exc).__name__}",  # throttled per kind
+                           f"processing a frame failed:\n{traceback.format_exc()}")
 
     def _process(self, msg: Any, received: float) -> None:
         outputs = self.wanted_outputs()
