@@ -350,3 +350,4 @@ def test_repeats_of_an_oversampled_image_are_augmented_differently(tmp_path, mat
     first, again, repeat = data[1], data[1], data[1 + len(data)]
     assert torch.equal(first[0], again[0])  # one draw: reproducible
     assert not torch.equal(first[0], repeat[0])  # its repeat: another crop of the same image
+    assert len(list(data)) == len(data) == 2  # iterating still gives each sample once

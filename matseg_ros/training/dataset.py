@@ -9,7 +9,7 @@ background.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -83,6 +83,10 @@ class HRIM(Dataset):
         if self.ignore_class is not None:
             ids[ids == self.ignore_class] = IGNORE_INDEX
         return ids, unknown
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, int]]:
+        """Each sample once (indexing also takes repeat indices, so it never runs out)."""
+        return (self[i] for i in range(len(self)))
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
         """Sample `index`; index + k·len(self) is its k-th repeat in an epoch (oversampling):
