@@ -112,6 +112,10 @@ class OnnxEngine:
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
+        # ORT's pool threads spin after each run by default; on a robot computer they then take
+        # CPU from the ROS threads and the camera driver. Off: node throughput / bare 0.75 ->
+        # 0.83-0.85, added latency p50 5.2 -> 2.3-3.1 ms on 2 cores (docs/benchmarks/node.md)
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if threads:
             options.intra_op_num_threads = threads
         try:

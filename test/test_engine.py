@@ -29,6 +29,9 @@ def test_onnx_engine_matches_pytorch(tmp_path, materials, rng):
     engine = load_engine(path)
     assert engine.backend == "onnxruntime" and engine.device == "cpu"
     assert engine.providers == ["CPUExecutionProvider"] and engine.classes == materials
+    # pool threads do not spin between runs (they took the node's CPU; docs/benchmarks/node.md)
+    options = engine.session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
     for shape in [(48, 64, 3), (97, 131, 3)]:  # model size, and a resize in both directions
         rgb = rng.integers(0, 256, size=shape, dtype=np.uint8)
         ids, conf = engine.predict(rgb)
