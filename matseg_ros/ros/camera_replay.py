@@ -26,6 +26,8 @@ from ..framesource import Frame, SourceError, iter_frames
 from ..pipeline import decode_frame
 from .runner import run_node
 
+SETTLE_S = 0.5  # after wait_for_subscribers is reached, for their side of discovery to finish
+
 PARAMETERS: dict[str, tuple[Any, str]] = {
     "source": ("", "image folder, video file or rosbag2 (folder, .mcap or .db3) to replay"),
     "topic": ("", "bag only: the image topic to replay (may be omitted if the bag has one)"),
@@ -37,7 +39,8 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "keep_stamps": (False, "bag only: keep the recorded header stamps instead of the clock's"),
     "qos_reliability": ("best_effort", "best_effort (like a camera driver) or reliable"),
     "qos_depth": (5, "publisher history depth"),
-    "wait_for_subscribers": (0, "wait until this many subscribers match before the first frame"),
+    "wait_for_subscribers": (0, "wait until this many subscribers match (then 0.5 s more) before "
+                                "the first frame"),
     "wait_timeout_s": (30.0, "give up waiting for subscribers after this long (then publish anyway)"),
 }
 
@@ -80,6 +83,7 @@ class CameraReplay(Node):
         self.published = 0
         self.done = False
         self._wait_started = time.monotonic()
+        self._seen_all: float | None = None
         self._timer = self.create_timer(1.0 / p["rate_hz"], self._tick)
 
     def _open(self) -> Iterator[Frame]:
@@ -89,9 +93,16 @@ class CameraReplay(Node):
                 return
 
     def _subscribers_ready(self) -> bool:
+        """True once `wait_for_subscribers` subscribers have been seen for SETTLE_S: discovery
+        runs on each side separately, and a subscriber that this publisher has matched may
+        not yet have matched it back (a best-effort frame sent then is lost to it)."""
         wanted = self.p["wait_for_subscribers"]
-        if wanted <= 0 or self.image_pub.get_subscription_count() >= wanted:
+        if wanted <= 0:
             return True
+        if self.image_pub.get_subscription_count() >= wanted:
+            if self._seen_all is None:
+                self._seen_all = time.monotonic()
+            return time.monotonic() - self._seen_all >= SETTLE_S
         if time.monotonic() - self._wait_started > self.p["wait_timeout_s"]:
             self.get_logger().warning(f"only {self.image_pub.get_subscription_count()} of {wanted} "
                                       "subscribers after the wait timeout; publishing anyway")
