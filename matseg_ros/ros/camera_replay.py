@@ -39,8 +39,8 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "keep_stamps": (False, "bag only: keep the recorded header stamps instead of the clock's"),
     "qos_reliability": ("best_effort", "best_effort (like a camera driver) or reliable"),
     "qos_depth": (5, "publisher history depth"),
-    "wait_for_subscribers": (0, "wait until this many subscribers match (then 0.5 s more) before "
-                                "the first frame"),
+    "wait_for_subscribers": (0, f"wait until this many subscribers match (then {SETTLE_S:g} s more) "
+                                "before the first frame"),
     "wait_timeout_s": (30.0, "give up waiting for subscribers after this long (then publish anyway)"),
 }
 

@@ -14,6 +14,9 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "qos_reliability": ("best_effort", "reliable"),
 }
 UNIT_RANGE = ("overlay_alpha", "min_material_fraction")
+# float parameters from 0 to a bound, where 0 switches the limit off: name -> (bound, meaning of 0)
+ZERO_OFF_RANGE: dict[str, tuple[float, str]] = {"max_rate_hz": (1000.0, "unlimited"),
+                                                "input_timeout_s": (3600.0, "never")}
 
 # name -> (default, description, changeable at run time)
 PARAMETERS: dict[str, tuple[Any, str, bool]] = {
@@ -47,12 +50,10 @@ def descriptor(name: str) -> ParameterDescriptor:
         desc.additional_constraints = "one of: " + ", ".join(CHOICES[name])
     elif name in UNIT_RANGE:
         desc.floating_point_range = [FloatingPointRange(from_value=0.0, to_value=1.0, step=0.0)]
-    elif name == "max_rate_hz":
-        desc.floating_point_range = [FloatingPointRange(from_value=0.0, to_value=1000.0, step=0.0)]
-        desc.additional_constraints = "0 means unlimited"
-    elif name == "input_timeout_s":
-        desc.floating_point_range = [FloatingPointRange(from_value=0.0, to_value=3600.0, step=0.0)]
-        desc.additional_constraints = "0 disables the check"
+    elif name in ZERO_OFF_RANGE:
+        bound, zero = ZERO_OFF_RANGE[name]
+        desc.floating_point_range = [FloatingPointRange(from_value=0.0, to_value=bound, step=0.0)]
+        desc.additional_constraints = f"0 means {zero}"
     elif name == "qos_depth":
         desc.integer_range = [IntegerRange(from_value=1, to_value=1000, step=1)]
     return desc
@@ -64,12 +65,10 @@ def validate(name: str, value: Any) -> str | None:
         return f"{name} must be one of {', '.join(CHOICES[name])}, got {value!r}"
     if name in UNIT_RANGE and not (isinstance(value, float) and 0.0 <= value <= 1.0):
         return f"{name} must be a number in 0..1, got {value!r}"
-    if name == "max_rate_hz" and not (isinstance(value, float) and math.isfinite(value)
-                                      and 0.0 <= value <= 1000.0):
-        return f"max_rate_hz must be in 0..1000 (0 = unlimited), got {value!r}"
-    if name == "input_timeout_s" and not (isinstance(value, float) and math.isfinite(value)
-                                          and 0.0 <= value <= 3600.0):
-        return f"input_timeout_s must be in 0..3600 seconds (0 = never), got {value!r}"
+    if name in ZERO_OFF_RANGE:
+        bound, zero = ZERO_OFF_RANGE[name]
+        if not (isinstance(value, float) and math.isfinite(value) and 0.0 <= value <= bound):
+            return f"{name} must be in 0..{bound:g} (0 = {zero}), got {value!r}"
     if name == "qos_depth" and not (isinstance(value, int) and 1 <= value <= 1000):
         return f"qos_depth must be an integer in 1..1000, got {value!r}"
     return None
