@@ -42,8 +42,17 @@ def init(info: DistInfo, device: torch.device) -> None:
                                 device_id=device if device.type == "cuda" else None)
 
 
-def shutdown() -> None:
+def shutdown(barrier: bool = False) -> None:
+    """Tear the process group down (a no-op without one or when already done).
+
+    `barrier` first waits for every process, so that none tears gloo down while rank 0 is still
+    writing checkpoints: a rank that left early was seen to abort ("terminate called without an
+    active exception", SIGABRT) once in a CI run. Only a run that succeeded everywhere asks for it;
+    after an error the other processes may never arrive.
+    """
     if dist.is_available() and dist.is_initialized():
+        if barrier:
+            dist.barrier()
         dist.destroy_process_group()
 
 

@@ -318,6 +318,7 @@ def run(args: argparse.Namespace) -> int:
                 f"{distributed.launch_command(cfg['n_gpu'], config)}\n"
                 "or set n_gpu to 1 (0 for the CPU) to train in this single process")
         summary = train(cfg, args, ckpt, info)
+        distributed.shutdown(barrier=True)
     except (ConfigError, DatasetError, MaskError, CheckpointError) as exc:
         print(f"matseg train: error: {exc}", file=sys.stderr)
         return 2
