@@ -2,9 +2,9 @@
 
 Images are grouped first: an augmented copy `{id}_{k}` goes with its original `{id}`, so
 copies of one photo never sit on both sides of a split. Groups are then assigned by
-iterative stratification (Sechidis et al., 2011): the group holding the rarest class
-goes first, to the split that still lacks that class most, so every split sees every
-class in about the intended proportion even for rare classes.
+iterative stratification (Sechidis et al., 2011): the rarest class's groups go first,
+each to the split that still lacks that class most, so every split holds about its
+fraction of every class, rare or common.
 """
 from __future__ import annotations
 
@@ -36,7 +36,13 @@ def group_ids(ids: list[str]) -> dict[str, list[str]]:
 
 def stratified_split(presence: dict[str, set[int]], val: float = 0.15, test: float = 0.15,
                      seed: int = 0) -> dict[str, list[str]]:
-    """Split ids (with the classes each contains) into train/val/test/trainval, grouped."""
+    """Split ids (with the classes each contains) into train/val/test/trainval, grouped.
+
+    Iterative stratification (Sechidis et al., 2011, algorithm 1) over groups: take the class
+    held by the fewest unassigned groups; give each of its groups (in random order) to the
+    split that still wants that class most, ties to the split wanting most images, then at
+    random. Each split then holds about its fraction of every class's images.
+    """
     if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1):
         raise ValueError(f"--val and --test must be fractions in [0, 1) summing below 1, got {val}, {test}")
     groups = group_ids(list(presence))
@@ -50,27 +56,32 @@ def stratified_split(presence: dict[str, set[int]], val: float = 0.15, test: flo
         for image_id in groups[key]:
             for c in presence[image_id]:
                 has[g, column[c]] = True
+    sizes = np.array([len(groups[key]) for key in keys])
     want_class = fractions[:, None] * has.sum(axis=0)[None, :]
-    initial = np.maximum(want_class, 1e-9)
-    want_size = fractions * len(keys)
+    want_size = fractions * sizes.sum()
+    open_split = fractions > 0
     rng = np.random.default_rng(seed)
-    order = rng.permutation(len(keys))
-    counts = has.sum(axis=0)
-    rarity = np.array([counts[has[g]].min() if has[g].any() else len(keys) + 1 for g in range(len(keys))])
-    order = order[np.argsort(rarity[order], kind="stable")]
-    assigned: dict[str, list[str]] = {n: [] for n in names}
-    for g in order:
-        # the split still lacking the largest share of this group's classes (relative, so
-        # a small split gets its share of a rare class too), then the one lacking most images
-        need = (want_class[:, has[g]] / initial[:, has[g]]).mean(axis=1) if has[g].any() else np.zeros(3)
-        need = need + 1e-3 * want_size
-        need = need - 1e6 * (want_size <= 0)
-        need[fractions == 0] = -np.inf
-        best = int(np.argmax(need + 1e-6 * rng.random(3)))
+    owner = np.full(len(keys), -1)
+
+    def assign(g: int, want: np.ndarray) -> None:
+        # lexsort: the last key is primary; splits with fraction 0 never win
+        best = np.lexsort((rng.random(3), want_size, want, open_split))[-1]
+        owner[g] = best
         want_class[best] -= has[g]
-        want_size[best] -= 1
-        assigned[names[best]].extend(groups[keys[g]])
-    splits = {n: sorted(v) for n, v in assigned.items()}
+        want_size[best] -= sizes[g]
+
+    while (owner < 0).any():
+        left = owner < 0
+        held = has[left].sum(axis=0)
+        if not held.any():  # groups without any class: by size alone
+            for g in rng.permutation(np.flatnonzero(left)):
+                assign(g, np.zeros(3))
+            break
+        rarest = int(np.argmin(np.where(held > 0, held, np.iinfo(held.dtype).max)))
+        for g in rng.permutation(np.flatnonzero(left & has[:, rarest])):
+            assign(g, want_class[:, rarest])
+    splits = {n: sorted(i for g in np.flatnonzero(owner == k) for i in groups[keys[g]])
+              for k, n in enumerate(names)}
     splits["trainval"] = sorted(splits["train"] + splits["val"])
     return splits
 
