@@ -119,6 +119,11 @@ def test_command_line_overrides():
     assert (t["batch_size"], v["batch_size"], t["num_workers"], v["num_workers"]) == (2, 8, 0, 0)
     assert (cfg["trainer"]["epochs"], cfg["optimizer"]["args"]["lr"], cfg["seed"]) == (3, 0.5, 7)
     assert (cfg["trainer"]["save_dir"], cfg["trainer"]["log_dir"]) == ("S", str(Path("S") / "runs"))
+    assert cfg["balance"]["class_weights"] is None  # the seed config's own value, untouched
+    for choice, expected in (("none", None), ("median_frequency", "median_frequency")):
+        raw["balance"] = {"class_weights": [1.0] * 9}
+        cfg = resolve_config(apply_overrides(raw, parser.parse_args(["--class-weights", choice])))
+        assert cfg["balance"]["class_weights"] == expected
 
 
 def test_builder_errors_name_the_key():

@@ -238,6 +238,9 @@ def load_config(path: str | Path) -> dict[str, Any]:
     return resolve_config(read_raw_config(path), str(path))
 
 
+CLASS_WEIGHT_CHOICES = ("none", "median_frequency")
+
+
 def add_override_arguments(parser: argparse.ArgumentParser) -> None:
     """The command-line overrides for the keys one changes most often."""
     group = parser.add_argument_group("config overrides")
@@ -251,6 +254,9 @@ def add_override_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--save-dir", help="trainer.save_dir (checkpoints) and trainer.log_dir "
                        "(TensorBoard, as <save-dir>/runs)")
     group.add_argument("--seed", type=int, help="seed for reproducible runs")
+    group.add_argument("--class-weights", choices=CLASS_WEIGHT_CHOICES,
+                       help="balance.class_weights ('none': plain cross-entropy, e.g. for a last "
+                            "fine-tune that undoes the weights' bias towards rare classes)")
 
 
 def apply_overrides(raw: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
@@ -277,6 +283,8 @@ def apply_overrides(raw: dict[str, Any], args: argparse.Namespace) -> dict[str, 
         if value is not None:
             for path in paths:
                 put(path, value)
+    if getattr(args, "class_weights", None):
+        put("balance.class_weights", None if args.class_weights == "none" else args.class_weights)
     if getattr(args, "save_dir", None):
         put("trainer.save_dir", str(args.save_dir))
         put("trainer.log_dir", str(Path(args.save_dir) / "runs"))
