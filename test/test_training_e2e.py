@@ -215,6 +215,7 @@ def test_ddp_two_gloo_processes_and_a_bit_exact_resume(tmp_path, dataset, materi
     assert "on cpu (2 process(es)" in proc.stderr
     assert "SyncBatchNorm needs CUDA" in proc.stderr
     assert proc.stderr.count("epoch 3: train loss") == 1  # only rank 0 reports
+    assert proc.stdout.count("done: run folder") == 1  # flushed before the workers' os._exit
     run = only_run(tmp_path / "out")
     ckpt = load_checkpoint(run / "last.pt")
     assert ckpt["epoch"] == 3 and not any(k.startswith("module.") for k in ckpt["model"])
