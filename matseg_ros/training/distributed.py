@@ -45,7 +45,8 @@ def init(info: DistInfo, device: torch.device) -> None:
 
 
 def shutdown() -> None:
-    """Tear the process group down after an error (a no-op without one)."""
+    """Tear the process group down (a no-op without one); a successful torchrun worker leaves
+    through `exit_after_success` instead."""
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
 

@@ -318,17 +318,15 @@ def run(args: argparse.Namespace) -> int:
                 f"{distributed.launch_command(cfg['n_gpu'], config)}\n"
                 "or set n_gpu to 1 (0 for the CPU) to train in this single process")
         summary = train(cfg, args, ckpt, info)
+        if info.is_main:
+            best = summary["best_metric"]
+            print(f"done: run folder {summary['run_dir']}"
+                  + (f", best {best:.4f} at epoch {summary['best_epoch']}" if best is not None else ""))
+        if info.enabled:
+            distributed.exit_after_success()  # does not return, so the finally is skipped
     except (ConfigError, DatasetError, MaskError, CheckpointError) as exc:
         print(f"matseg train: error: {exc}", file=sys.stderr)
-        distributed.shutdown()
         return 2
-    except BaseException:
+    finally:
         distributed.shutdown()
-        raise
-    if info.is_main:
-        best = summary["best_metric"]
-        print(f"done: run folder {summary['run_dir']}"
-              + (f", best {best:.4f} at epoch {summary['best_epoch']}" if best is not None else ""))
-    if info.enabled:
-        distributed.exit_after_success()
     return 0
