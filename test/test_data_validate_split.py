@@ -50,9 +50,9 @@ def test_clean_dataset_passes_with_report_and_plot(dataset, tmp_path, capsys):
 
 
 def test_broken_dataset_lists_each_problem(broken, tmp_path, capsys):
-    val = read_split(broken, "val")
+    train, val = read_split(broken, "train"), read_split(broken, "val")
     # damage images outside val, whose list gets its own faults below
-    no_mask, small, odd, garbage, source = (read_split(broken, "train") + read_split(broken, "test"))[:5]
+    no_mask, small, odd, garbage, source = (train + read_split(broken, "test"))[:5]
     (broken / "SegmentationClass" / f"{no_mask}.png").unlink()
     cv2.imwrite(str(broken / "SegmentationClass" / f"{small}.png"), np.zeros((10, 10, 3), np.uint8))
     mask = cv2.imread(str(broken / "SegmentationClass" / f"{odd}.png"))
@@ -69,7 +69,7 @@ def test_broken_dataset_lists_each_problem(broken, tmp_path, capsys):
     assert f"{small}.png: mask is 10×10 but image {small}.jpg is 128×96" in text
     assert f"{garbage}.jpg: cannot decode image" in text
     assert "1 id(s) with no image/mask pair: ghost" in text
-    split = "train" if source in read_split(broken, "train") else "test"
+    split = "train" if source in train else "test"
     assert f"{source} ({split}) and copy (val) look alike (dHash distance 0)" in text
     assert any("35 mask pixels of 1 colour(s) that are no class colour" in w and "(10, 200, 10)×35" in w
                for w in report["warnings"])
