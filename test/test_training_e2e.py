@@ -319,6 +319,15 @@ def test_export_eval_infer_end_to_end(trained, dataset, tmp_path, materials, cap
     no_bg = json.loads((tmp_path / "no_bg" / "metrics.json").read_text())
     assert no_bg["per_class_iou"][0] is None and no_bg["ignore_class"] == 0
     assert no_bg["pixels"] == metrics["pixels"] - sum(metrics["confusion_matrix"][0])
+    # a checkpoint trained with ignore_index 0 is scored the same way without the flag
+    ckpt = load_checkpoint(best)
+    ckpt["config"]["ignore_index"] = 0
+    ignoring = tmp_path / "ignoring.pt"
+    torch.save(ckpt, ignoring)
+    assert cli.main(["eval", "--model", str(ignoring), "--data", str(dataset), "--output",
+                     str(tmp_path / "trained_no_bg"), "--threads", "1"]) == 0
+    trained_no_bg = json.loads((tmp_path / "trained_no_bg" / "metrics.json").read_text())
+    assert trained_no_bg["ignore_class"] == 0 and trained_no_bg["pixels"] == no_bg["pixels"]
     assert cli.main(["eval", "--model", str(onnx_path), "--data", str(dataset),
                      "--ignore-class", "42"]) == 2
     assert "--ignore-class 42 is not a class id" in capsys.readouterr().err

@@ -16,7 +16,6 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from ..checkpoint import load_checkpoint
 from ..dataset_layout import DatasetError
 from ..fileio import atomic_write_text
 from ..masks import DEFAULT_TOLERANCE
@@ -60,20 +59,12 @@ def format_table(metrics: dict[str, Any], classes: MaterialMap) -> str:
     return "\n".join(rows)
 
 
-def trained_ignore_class(model_path: str) -> int | None:
-    """The class a training checkpoint's config ignored (its `ignore_index`), if any."""
-    if Path(model_path).suffix.lower() not in (".pt", ".pth"):
-        return None
-    config = load_checkpoint(model_path).get("config") or {}
-    return builders.ignore_class({"ignore_index": config.get("ignore_index", -1)})
-
-
 def evaluate_model(model_path: str, data: str, split: str, settings_args: argparse.Namespace,
                    mask_tolerance: float = DEFAULT_TOLERANCE,
                    ignore_class: int | None = None) -> tuple[dict[str, Any], MaterialMap]:
-    forward, meta, device = load_model(model_path, settings_args.device)
-    if ignore_class is None:
-        ignore_class = trained_ignore_class(model_path)
+    forward, meta, device, config = load_model(model_path, settings_args.device)
+    if ignore_class is None:  # the class the training config ignored, if any
+        ignore_class = builders.ignore_class({"ignore_index": config.get("ignore_index", -1)})
     if ignore_class is not None and ignore_class not in meta.classes.ids:
         raise ValueError(f"--ignore-class {ignore_class} is not a class id of the model "
                          f"{meta.classes.ids}")

@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     try:
         images = list_images(Path(args.images))
-        forward, meta, device = load_model(args.model, args.device)
+        forward, meta, device, _ = load_model(args.model, args.device)
         settings = mode_settings(args, meta.input_size, "multiscale")
     except (PredictError, DatasetError, ConfigError) as exc:
         print(f"matseg infer: error: {exc}", file=sys.stderr)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -28,8 +28,13 @@ class PredictError(RuntimeError):
     """A model file that cannot be used for prediction; the message names it."""
 
 
-def load_model(path: str | Path, device: str = "auto") -> tuple[Forward, ModelMetadata, torch.device]:
-    """(forward, metadata, device) for a .pt/.pth checkpoint or an .onnx model."""
+def load_model(path: str | Path, device: str = "auto"
+               ) -> tuple[Forward, ModelMetadata, torch.device, dict[str, Any]]:
+    """(forward, metadata, device, training config) for a .pt/.pth checkpoint or an .onnx model.
+
+    The training config is the one a checkpoint carries (empty for ONNX models and slim
+    checkpoints without one); the file is read once for both.
+    """
     path = Path(path)
     if not path.is_file():
         raise PredictError(f"{path}: model file not found")
@@ -41,7 +46,8 @@ def load_model(path: str | Path, device: str = "auto") -> tuple[Forward, ModelMe
     if path.suffix.lower() not in (".pt", ".pth"):
         raise PredictError(f"{path}: expected a .pt/.pth checkpoint or an .onnx model")
     try:
-        model, meta = model_from_checkpoint(load_checkpoint(path), str(path))
+        ckpt = load_checkpoint(path)
+        model, meta = model_from_checkpoint(ckpt, str(path))
     except (CheckpointError, ModelMetadataError) as exc:
         raise PredictError(str(exc)) from None
     dev = torch.device("cuda" if want_cuda else "cpu")
@@ -53,10 +59,11 @@ def load_model(path: str | Path, device: str = "auto") -> tuple[Forward, ModelMe
             out = model(x.to(dev))
         return (out[0] if isinstance(out, (tuple, list)) else out).float()
 
-    return forward, meta, dev
+    return forward, meta, dev, ckpt.get("config") or {}
 
 
-def _load_onnx(path: Path, want_cuda: bool) -> tuple[Forward, ModelMetadata, torch.device]:
+def _load_onnx(path: Path, want_cuda: bool
+               ) -> tuple[Forward, ModelMetadata, torch.device, dict[str, Any]]:
     import onnxruntime as ort
 
     providers = (["CUDAExecutionProvider"] if want_cuda else []) + ["CPUExecutionProvider"]
@@ -75,7 +82,7 @@ def _load_onnx(path: Path, want_cuda: bool) -> tuple[Forward, ModelMetadata, tor
         out = session.run([OUTPUT_NAME], {INPUT_NAME: x.cpu().numpy().astype(dtype, copy=False)})[0]
         return torch.from_numpy(out.astype(np.float32, copy=False))
 
-    return forward, meta, torch.device("cpu")
+    return forward, meta, torch.device("cpu"), {}
 
 
 def image_tensor(rgb: np.ndarray, meta: ModelMetadata) -> torch.Tensor:
