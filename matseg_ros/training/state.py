@@ -54,7 +54,8 @@ def make_checkpoint(model: nn.Module, cfg: dict[str, Any], meta_entries: dict[st
 
     `meta_entries`: ModelMetadata.to_checkpoint_entries() (classes, mean, std, input_size,
     arch, backbone). `rng`: every process's rng_state(), in rank order (`rng` keeps rank 0's,
-    `rng_ranks` all of them). `progress`: epoch, metrics, best_metric, best_epoch, seed,
+    `rng_ranks` all of them; `rng` is the same object as `rng_ranks[0]`, which pickle stores
+    once). `progress`: epoch, metrics, best_metric, best_epoch, seed,
     global_step.
     """
     arch_args = {k: v for k, v in cfg["arch"]["args"].items() if k != "backbone"}
