@@ -60,7 +60,9 @@ def exit_after_success() -> NoReturn:
     called without an active exception", SIGABRT) after all three epochs and their checkpoints
     were done, and torchrun reported the whole job as failed. Nothing is left to do by then:
     the checkpoints are written atomically, the log is flushed here and the kernel closes the
-    sockets.
+    sockets. The root cause is not known here; the same message at gloo shutdown is reported
+    upstream (pytorch/pytorch#190489, and #179291 traces one path to gloo's worker threads
+    freeing tensors while the interpreter finalises).
     """
     dist.barrier()
     sys.stdout.flush()
