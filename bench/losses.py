@@ -12,9 +12,6 @@ warm-up call is reported. The network's own step is not included: compare with
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import shlex
 import statistics
 import sys
 import time
@@ -25,9 +22,10 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from matseg_ros.fileio import atomic_write_text  # noqa: E402
 from matseg_ros.materials import IGNORE_INDEX  # noqa: E402
 from matseg_ros.training.losses import LOSSES, build_loss  # noqa: E402
+
+from _report import emit, machine_lines  # noqa: E402
 
 NUM_CLASSES = 9
 
@@ -62,13 +60,10 @@ def main() -> int:
     logits = torch.randn(args.batch, NUM_CLASSES, args.crop, args.crop, generator=generator)
     target = torch.randint(0, NUM_CLASSES, shape, generator=generator)
     target[torch.rand(shape, generator=generator) < 0.05] = IGNORE_INDEX
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
     lines = [
         "## Training losses: forward + backward cost",
         "",
-        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores "
-        f"(torch threads {torch.get_num_threads()}), GPU: {gpu}; torch {torch.__version__}.",
-        f"Command: `python bench/losses.py {shlex.join(sys.argv[1:])}`",
+        *machine_lines(),
         "",
         f"Logits {args.batch}×{NUM_CLASSES}×{args.crop}×{args.crop} (float32), median of "
         f"{args.repeats} after a warm-up.",
@@ -82,10 +77,7 @@ def main() -> int:
         base = times["CrossEntropyLoss2d"]
         for name, ms in times.items():
             lines.append(f"| {name} | {device.type} | {ms:.1f} | {ms / base:.1f}× |")
-    table = "\n".join(lines) + "\n"
-    print(table)
-    if args.output:
-        atomic_write_text(args.output, table)
+    emit(lines, args.output)
     return 0
 
 

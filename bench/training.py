@@ -13,9 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import shlex
 import statistics
 import sys
 import tempfile
@@ -30,7 +27,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from matseg_ros.dataset_layout import IMAGE_DIR, write_split  # noqa: E402
-from matseg_ros.fileio import atomic_write_text  # noqa: E402
 from matseg_ros.masks import write_mask  # noqa: E402
 from matseg_ros.materials import load_materials  # noqa: E402
 from matseg_ros.training import builders  # noqa: E402
@@ -39,6 +35,8 @@ from matseg_ros.training.distributed import DistInfo  # noqa: E402
 from matseg_ros.training.loop import train_one_epoch  # noqa: E402
 from matseg_ros.training.predict import predict_logits  # noqa: E402
 from matseg_ros.training.schedules import build_scheduler  # noqa: E402
+
+from _report import emit, machine_lines  # noqa: E402
 
 IMAGE_SIZE = (480, 640)
 
@@ -133,13 +131,10 @@ def main() -> int:
                        "train_img_s": rate, **{f"{k}_ms": v for k, v in ms.items()}}
                 rows.append(row)
                 print(json.dumps(row), flush=True)
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
     lines = [
         "## Training module: training throughput and inference modes",
         "",
-        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores "
-        f"(torch threads {torch.get_num_threads()}), GPU: {gpu}; torch {torch.__version__}.",
-        f"Command: `python bench/training.py {shlex.join(sys.argv[1:])}`",
+        *machine_lines(),
         "",
         f"Training: crops {args.crop}×{args.crop}, batch {args.batch}, {args.iters} iterations after a "
         f"warm-up epoch, full loader (480×640 JPEG decode + augmentation, {args.workers} workers). "
@@ -153,10 +148,7 @@ def main() -> int:
         lines.append(f"| {r['arch']} | {r['device']} | {r['train_img_s']:.1f} | {r['single_ms']:.0f} | "
                      f"{r['multiscale_ms']:.0f} | {r['sliding_ms']:.0f} | "
                      f"{r['multiscale_ms'] / r['single_ms']:.1f}× |")
-    table = "\n".join(lines) + "\n"
-    print(table)
-    if args.output:
-        atomic_write_text(args.output, table)
+    emit(lines, args.output)
     return 0
 
 

@@ -1,0 +1,30 @@
+"""Pieces shared by the torch bench scripts' markdown reports (run_all.py skips `_` files)."""
+from __future__ import annotations
+
+import os
+import platform
+import shlex
+import sys
+from pathlib import Path
+
+import torch
+
+from matseg_ros.fileio import atomic_write_text
+
+
+def machine_lines() -> list[str]:
+    """The machine (CPU, cores, torch threads, GPU, torch version) and the command that ran."""
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+    return [
+        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores "
+        f"(torch threads {torch.get_num_threads()}), GPU: {gpu}; torch {torch.__version__}.",
+        f"Command: `python bench/{Path(sys.argv[0]).name} {shlex.join(sys.argv[1:])}`",
+    ]
+
+
+def emit(lines: list[str], output: str | None) -> None:
+    """Print the report and, when asked, write it atomically to `output`."""
+    table = "\n".join(lines) + "\n"
+    print(table)
+    if output:
+        atomic_write_text(output, table)
