@@ -1,4 +1,4 @@
-"""Pieces shared by the torch bench scripts' markdown reports (run_all.py skips `_` files)."""
+"""Pieces shared by the bench scripts' markdown reports (run_all.py skips `_` files)."""
 from __future__ import annotations
 
 import os
@@ -22,7 +22,7 @@ def machine_lines() -> list[str]:
     ]
 
 
-def emit(lines: list[str], output: str | None) -> None:
+def emit(lines: list[str], output: str | os.PathLike | None) -> None:
     """Print the report and, when asked, write it atomically to `output`."""
     table = "\n".join(lines) + "\n"
     print(table)

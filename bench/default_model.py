@@ -31,6 +31,8 @@ from matseg_ros.masks import read_mask  # noqa: E402
 from matseg_ros.paths import default_model_path  # noqa: E402
 from matseg_ros.training.metrics import ConfusionMatrix  # noqa: E402
 
+from _report import emit  # noqa: E402
+
 
 def accuracy(engine, data: Path, split: str) -> tuple[dict, int]:
     classes = engine.classes
@@ -89,11 +91,8 @@ def main() -> int:
             lines.append(f"| {material.id} | {material.name} | "
                          f"{'absent' if iou != iou else f'{iou:.3f}'} |")
         lines.append("")
-    lines += [f"Reproduce: `python bench/default_model.py --data DIR --split {args.split}`.", ""]
-    text = "\n".join(lines)
-    print(text)
-    if args.output:
-        args.output.write_text(text, encoding="utf-8")
+    lines.append(f"Reproduce: `python bench/default_model.py --data DIR --split {args.split}`.")
+    emit(lines, args.output)
     return 0
 
 
