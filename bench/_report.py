@@ -12,11 +12,23 @@ import torch
 from matseg_ros.fileio import atomic_write_text
 
 
+def cpu_name() -> str:
+    """The CPU's model name where Linux gives one (platform.processor() is often empty)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def machine_lines() -> list[str]:
     """The machine (CPU, cores, torch threads, GPU, torch version) and the command that ran."""
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
     return [
-        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores "
+        f"Machine: {cpu_name()}, {os.cpu_count()} CPU cores "
         f"(torch threads {torch.get_num_threads()}), GPU: {gpu}; torch {torch.__version__}.",
         f"Command: `python bench/{Path(sys.argv[0]).name} {shlex.join(sys.argv[1:])}`",
     ]

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import time
@@ -31,7 +30,7 @@ from matseg_ros.masks import read_mask  # noqa: E402
 from matseg_ros.paths import default_model_path  # noqa: E402
 from matseg_ros.training.metrics import ConfusionMatrix  # noqa: E402
 
-from _report import emit  # noqa: E402
+from _report import cpu_name, emit  # noqa: E402
 
 
 def accuracy(engine, data: Path, split: str) -> tuple[dict, int]:
@@ -75,7 +74,7 @@ def main() -> int:
              f"Model `{args.model.name}`: {'/'.join(filter(None, (meta.architecture, meta.backbone)))}, input "
              f"{meta.input_size[1]}×{meta.input_size[0]}, {args.model.stat().st_size / 1e6:.2f} MB; "
              f"engine {engine.backend} on {engine.device} ({', '.join(engine.providers)}).",
-             f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+             f"Machine: {cpu_name()}, {os.cpu_count()} cores, "
              f"load average {os.getloadavg()[0]:.1f} at the start.", ""]
     times = speed(engine, args.frames, (480, 640))
     median, p95 = statistics.median(times) * 1e3, float(np.percentile(times, 95)) * 1e3

@@ -46,7 +46,7 @@ def make_tiny_net(num_classes: int = 9, seed: int = 0):
     return net.eval()
 
 
-def export_tiny_onnx(path, materials, input_size=(48, 64), seed=0, fp16=False):
+def export_tiny_onnx(path, materials, input_size=(48, 64), seed=0, fp16=False, opset=17):
     """Export make_tiny_net to ONNX with full matseg metadata; returns (path, torch net)."""
     import onnx
     import torch
@@ -56,7 +56,7 @@ def export_tiny_onnx(path, materials, input_size=(48, 64), seed=0, fp16=False):
     net = make_tiny_net(materials.num_classes, seed)
     example = torch.zeros(1, 3, *input_size)
     torch.onnx.export(net.half() if fp16 else net, example.half() if fp16 else example, str(path),
-                      input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], opset_version=17,
+                      input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], opset_version=opset,
                       dynamic_axes={INPUT_NAME: {0: "n", 2: "h", 3: "w"},
                                     OUTPUT_NAME: {0: "n", 2: "h", 3: "w"}}, dynamo=False)
     model = onnx.load(str(path))

@@ -24,8 +24,11 @@ def reference(net, rgb, meta):
     return ids, conf
 
 
-def test_onnx_engine_matches_pytorch(tmp_path, materials, rng):
-    path, net = export_tiny_onnx(tmp_path / "m.onnx", materials, input_size=(48, 64))
+# 17: the exporter's default (Reduce* axes as attributes); 18: ReduceMax takes them as an input
+@pytest.mark.parametrize("opset", [17, 18])
+def test_onnx_engine_matches_pytorch(tmp_path, materials, rng, opset):
+    path, net = export_tiny_onnx(tmp_path / "m.onnx", materials, input_size=(48, 64), opset=opset)
+    assert onnx.load(str(path)).opset_import[0].version == opset
     engine = load_engine(path)
     assert engine.backend == "onnxruntime" and engine.device == "cpu"
     assert engine.providers == ["CPUExecutionProvider"] and engine.classes == materials
