@@ -63,8 +63,8 @@ def reduce_node(op: str, data: str, output: str, axes_input: bool, **attrs):
 def add_postprocessing(model) -> None:
     """Append ids = ArgMax(logits) and confidence = max softmax = 1 / sum(exp(logits - max))
     after the logits output. The confidence is built from element-wise ops and reductions
-    rather than Softmax(axis=1): on ONNX Runtime's CPU provider that Softmax took 45 ms of a
-    105 ms run on a 9×384×512 output, these ops take about 5 ms (docs/benchmarks.md)."""
+    rather than Softmax(axis=1): on ONNX Runtime's CPU provider that Softmax took 44-49 ms of a
+    105-113 ms run on a 9×384×512 output, these ops 3-4 ms (docs/benchmarks.md)."""
     from onnx import TensorProto, helper
 
     graph = model.graph
