@@ -28,6 +28,8 @@ from matseg_ros.fileio import atomic_write_text  # noqa: E402
 from matseg_ros.networks import ARCHITECTURES, build_model, default_backbone  # noqa: E402
 from matseg_ros.networks.onnx_export import export_onnx  # noqa: E402
 
+from _report import cpu_name  # noqa: E402
+
 
 def timed(fn, repeats: int, sync=lambda: None) -> float:
     """Median ms of `repeats` calls after one warm-up call."""
@@ -71,18 +73,10 @@ def bench_one(arch: str, size: int, repeats: int, workdir: Path) -> dict:
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     import onnxruntime as ort
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (f"{cpu}, {os.cpu_count()} cores visible, torch {torch.__version__} "
+    return (f"{cpu_name()}, {os.cpu_count()} cores visible, torch {torch.__version__} "
             f"({torch.get_num_threads()} threads), onnxruntime {ort.__version__}, GPU: {gpu}, "
             f"Python {platform.python_version()}, {platform.platform()}; load average at start {load:.1f}")
 

@@ -4,7 +4,7 @@
                                      [--repeats 30] [--output docs/benchmarks/onnx_postprocess.md]
 
 One ONNX Runtime CPU session per graph, built with the engine's own session options
-(pool threads do not spin): the bare network (`logits` only); the engine's graph
+(`onnx_engine.session_options`: pool threads do not spin): the bare network (`logits` only); the engine's graph
 (`onnx_engine.add_postprocessing`: ArgMax, and the confidence as 1 / sum(exp(logits - max)));
 and the graph the engine used before, ArgMax plus Softmax(axis=1) and ReduceMax. Each
 gets the same random input of the model's size; the median of --repeats runs after three
@@ -24,9 +24,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from matseg_ros.modelmeta import INPUT_NAME, OUTPUT_NAME  # noqa: E402
-from matseg_ros.onnx_engine import CONFIDENCE_NAME, IDS_NAME, add_postprocessing  # noqa: E402
+from matseg_ros.onnx_engine import (CONFIDENCE_NAME, IDS_NAME, add_postprocessing,  # noqa: E402
+                                    session_options)
 
 from _report import emit, machine_lines  # noqa: E402
+
+BARE = "bare network (logits)"
+ENGINE = "engine: ArgMax + 1/sum(exp(logits - max))"
+BEFORE = "before: ArgMax + Softmax(axis=1) + ReduceMax"
 
 
 def add_softmax_postprocessing(model) -> None:
@@ -48,9 +53,7 @@ def add_softmax_postprocessing(model) -> None:
 def session(model):
     import onnxruntime as ort
 
-    options = ort.SessionOptions()
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(model.SerializeToString(), options,
+    return ort.InferenceSession(model.SerializeToString(), session_options(),
                                 providers=["CPUExecutionProvider"])
 
 
@@ -79,16 +82,15 @@ def main() -> int:
         print(f"{args.model}: model file not found", file=sys.stderr)
         return 1
     x = np.random.default_rng(0).standard_normal((1, 3, args.height, args.width), dtype=np.float32)
-    graphs = {"bare network (logits)": onnx.load(args.model)}
-    for name, add in [("engine: ArgMax + 1/sum(exp(logits - max))", add_postprocessing),
-                      ("before: ArgMax + Softmax(axis=1) + ReduceMax", add_softmax_postprocessing)]:
+    graphs = {BARE: onnx.load(args.model)}
+    for name, add in [(ENGINE, add_postprocessing), (BEFORE, add_softmax_postprocessing)]:
         graphs[name] = onnx.load(args.model)
         add(graphs[name])
     sessions = {name: session(model) for name, model in graphs.items()}
     times = {name: median_ms(sess, x, args.repeats) for name, sess in sessions.items()}
     (ids_new, conf_new), (ids_old, conf_old) = [
-        sessions[name].run([IDS_NAME, CONFIDENCE_NAME], {INPUT_NAME: x}) for name in list(graphs)[1:]]
-    bare = times["bare network (logits)"]
+        sessions[name].run([IDS_NAME, CONFIDENCE_NAME], {INPUT_NAME: x}) for name in (ENGINE, BEFORE)]
+    bare = times[BARE]
     lines = [
         "## ONNX Runtime: the engine's ids/confidence nodes",
         "",
@@ -101,7 +103,7 @@ def main() -> int:
         "|---|---:|---:|",
         *[f"| {name} | {ms:.1f} | {ms - bare:+.1f} ms |" for name, ms in times.items()],
         "",
-        f"Before / engine: **{list(times.values())[2] / list(times.values())[1]:.2f}×**. "
+        f"Before / engine: **{times[BEFORE] / times[ENGINE]:.2f}×**. "
         f"Same ids: {np.mean(ids_new == ids_old):.4%} of pixels; confidence max |difference| "
         f"{np.abs(conf_new - conf_old).max():.1e}.",
     ]

@@ -50,6 +50,22 @@ def requested_providers(device: str, providers: tuple[str, ...] | None) -> list[
     return [PROVIDERS[n] for n in names]
 
 
+def session_options(threads: int = 0):
+    """The engine's ONNX Runtime session options (0 threads: ORT's default pool size)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    # ORT's pool threads spin after each run by default; on a robot computer they then take
+    # CPU from the ROS threads and the camera driver. Off: node throughput / bare 0.75 ->
+    # 0.83-0.85, added latency p50 5.2 -> 2.3-3.1 ms on 2 cores (docs/benchmarks/node.md)
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if threads:
+        options.intra_op_num_threads = threads
+    return options
+
+
 def reduce_node(op: str, data: str, output: str, axes_input: bool, **attrs):
     """A Reduce* node over the class axis: axes as an input where the opset takes them so
     (ReduceSum from 13, ReduceMax from 18), as an attribute before."""
@@ -120,15 +136,7 @@ class OnnxEngine:
         wanted = requested_providers(device, providers)
         available = set(ort.get_available_providers())
         chosen = [p for p in wanted if p in available] or ["CPUExecutionProvider"]
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
-        # ORT's pool threads spin after each run by default; on a robot computer they then take
-        # CPU from the ROS threads and the camera driver. Off: node throughput / bare 0.75 ->
-        # 0.83-0.85, added latency p50 5.2 -> 2.3-3.1 ms on 2 cores (docs/benchmarks/node.md)
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        if threads:
-            options.intra_op_num_threads = threads
+        options = session_options(threads)
         try:
             self.session = ort.InferenceSession(model.SerializeToString(), options, providers=chosen)
         except Exception as exc:  # ORT raises its own Fail/InvalidGraph types
