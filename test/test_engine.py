@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from conftest import export_tiny_onnx
-from matseg_ros.engine import EngineError, load_engine, preprocess
+from matseg_ros.engine import EngineError, load_engine, normalize, preprocess
 from matseg_ros.modelmeta import ModelMetadata
 
 
@@ -45,12 +45,65 @@ def test_onnx_engine_matches_pytorch(tmp_path, materials, rng, opset):
         assert len(np.unique(ids)) > 1 and ((conf > 1 / 9) & (conf <= 1)).all()
 
 
+def test_prelu_rewrite_computes_prelu(tmp_path):
+    """CPU sessions get each constant-slope PRelu as Relu(x)(1 - a) + x a: the same
+    function as PyTorch's PReLU for slopes below 0, in [0, 1] and above 1, per channel or
+    shared."""
+    from matseg_ros.onnx_engine import rewrite_prelu
+    import onnxruntime as ort
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.PReLU(4),
+                              torch.nn.Conv2d(4, 9, 1), torch.nn.PReLU()).eval()
+    with torch.no_grad():
+        net[1].weight.copy_(torch.tensor([-0.5, 0.25, 1.0, 1.7]))
+        net[3].weight.fill_(2.5)
+    x = torch.randn(1, 3, 20, 30)
+    torch.onnx.export(net, x, str(tmp_path / "p.onnx"), input_names=["input"], output_names=["logits"],
+                      dynamo=False)
+    model = onnx.load(str(tmp_path / "p.onnx"))
+    slopes = {n.input[1] for n in model.graph.node if n.op_type == "PRelu"}
+    assert len(slopes) == 2 and rewrite_prelu(model) == 2
+    assert "PRelu" not in {n.op_type for n in model.graph.node}
+    assert not slopes & {init.name for init in model.graph.initializer}
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        expected = net(x).numpy()
+    assert (expected < 0).any() and (expected > 0).any()
+    np.testing.assert_allclose(session.run(None, {"input": x.numpy()})[0], expected, rtol=1e-5, atol=1e-6)
+
+    # an fp16 model keeps fp16 slopes (a float32 constant would make Mul's types disagree)
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    half = convert_float_to_float16(onnx.load(str(tmp_path / "p.onnx")), keep_io_types=False)
+    assert rewrite_prelu(half) == 2
+    session = ort.InferenceSession(half.SerializeToString(), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"input": x.numpy().astype(np.float16)})[0]
+    np.testing.assert_allclose(got.astype(np.float32), expected, rtol=2e-2, atol=2e-2)
+
+
 def test_preprocess_normalises_with_metadata(materials):
     meta = ModelMetadata(materials, mean=(0.5, 0.5, 0.5), std=(0.25, 0.5, 1.0), input_size=(2, 2))
     rgb = np.full((2, 2, 3), 255, np.uint8)
     x = preprocess(rgb, meta)
     assert x.shape == (1, 3, 2, 2) and x.dtype == np.float32
     np.testing.assert_allclose(x[0, :, 0, 0], [2.0, 1.0, 0.5], rtol=1e-6)
+
+
+def test_normalize_table_gives_the_per_pixel_formula(rng):
+    """Every value of every channel, through a non-contiguous (flipped) view: bitwise the
+    float32 arithmetic (rgb/255 - mean) * (1/std)."""
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    rgb = np.stack([np.arange(256, dtype=np.uint8).reshape(16, 16)] * 3, axis=2)
+    rgb[..., 1] = rgb[..., 1].T
+    rgb = np.concatenate([rgb, rng.integers(0, 256, size=(16, 16, 3), dtype=np.uint8)])[:, ::-1]
+    expected = ((rgb.astype(np.float32) * np.float32(1 / 255) - np.float32(mean))
+                * (1 / np.asarray(std, dtype=np.float32))).transpose(2, 0, 1)
+    x = normalize(rgb, mean, std)
+    assert x.dtype == np.float32 and x.flags.c_contiguous and x.shape == (3, 32, 16)
+    np.testing.assert_array_equal(x, expected)
+    with pytest.raises(ValueError, match="uint8"):
+        normalize(rgb.astype(np.float32), mean, std)
 
 
 def test_fp16_model_runs_and_reports_precision(tmp_path, materials, rng):
