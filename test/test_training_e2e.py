@@ -1,6 +1,7 @@
 """End to end on a tiny generated dataset, on the CPU: train, resume, DDP, eval, infer, export."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -374,6 +375,36 @@ def test_export_to_a_slim_checkpoint(trained, tmp_path, capsys):
     assert cli.main(["export", "--model", str(trained / "best.pt"), "--output", str(slim_path),
                      "--fp16"]) == 2
     assert "--fp16 applies to ONNX output" in capsys.readouterr().err
+
+
+def test_export_recalibrates_batchnorm_at_the_input_size(trained, dataset, tmp_path, capsys):
+    from matseg_ros.training.bn_calibration import (calibration_batches, calibration_ids,
+                                                    recalibrate_batchnorm)
+
+    slim_path = tmp_path / "calibrated.pt"
+    assert cli.main(["export", "--model", str(trained / "best.pt"), "--output", str(slim_path),
+                     "--input-size", "48", "80", "--calibrate-bn", str(dataset),
+                     "--calibrate-images", "6", "--no-progress"]) == 0
+    assert "re-estimated on 6 images" in capsys.readouterr().out
+    calibrated = torch.load(slim_path, weights_only=True)["model"]
+    # the same six training images, by the library function, on the checkpoint as trained
+    model, meta = model_from_checkpoint(load_checkpoint(trained / "best.pt"), "best")
+    trained_state = {k: v.clone() for k, v in model.state_dict().items()}
+    meta = dataclasses.replace(meta, input_size=(48, 80))
+    ids = calibration_ids(dataset, 6)
+    assert len(set(ids)) == 6 and set(ids) <= set((dataset / "ImageSets/Segmentation/train.txt").read_text().split())
+    recalibrate_batchnorm(model, calibration_batches(dataset, ids, meta), progress=False)
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(calibrated[key], value)
+        if key.endswith("running_mean"):
+            assert not torch.equal(value, trained_state[key])
+        elif "running" not in key and "num_batches" not in key:
+            assert torch.equal(value, trained_state[key])
+
+    (tmp_path / "nosplit").mkdir()
+    assert cli.main(["export", "--model", str(trained / "best.pt"), "--output", str(slim_path),
+                     "--calibrate-bn", str(tmp_path / "nosplit")]) == 2
+    assert "--calibrate-bn:" in (err := capsys.readouterr().err) and "train.txt: split file not found" in err
 
 
 def test_eval_infer_export_errors(tmp_path, dataset, trained, capsys):

@@ -9,6 +9,10 @@ The ONNX file carries the class map, normalisation, input size and architecture
 file is put in place, ONNX Runtime is run against PyTorch on inputs of two sizes and the
 largest differences printed; a model that disagrees beyond the tolerance is an error and
 leaves any earlier file at `--output` untouched.
+
+`--calibrate-bn DATA_DIR` first re-estimates the BatchNorm statistics on whole training images
+at the export input size (`bn_calibration`): for a model deployed at another size than it was
+trained on, or trained on crops.
 """
 from __future__ import annotations
 
@@ -24,6 +28,7 @@ from ..checkpoint import (CheckpointError, load_checkpoint, model_from_checkpoin
                           save_checkpoint)
 from ..fileio import atomic_path
 from ..modelmeta import INPUT_NAME, OUTPUT_NAME, ModelMetadataError
+from .bn_calibration import BATCH_SIZE, calibration_batches, calibration_ids, recalibrate_batchnorm
 
 TOLERANCE = {"fp32": 1e-3, "fp16": 5e-2}  # max |ort − torch| / max |torch|
 
@@ -45,6 +50,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="input size recorded in the metadata (frames are resized to it); "
                         "default: the checkpoint's")
     parser.add_argument("--opset", type=int, default=17)
+    parser.add_argument("--calibrate-bn", metavar="DATA_DIR",
+                        help="before exporting, re-estimate BatchNorm statistics on whole images of "
+                        "this HRIM2021-layout dataset's train split at the input size")
+    parser.add_argument("--calibrate-images", type=int, default=400,
+                        help="images for --calibrate-bn (default 400)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def to_fp16(path: Path) -> None:
@@ -84,12 +95,24 @@ def run(args: argparse.Namespace) -> int:
         meta = dataclasses.replace(meta, input_size=tuple(args.input_size))
     height, width = meta.input_size
     out = Path(args.output)
+    if args.calibrate_bn:
+        try:
+            ids = calibration_ids(args.calibrate_bn, args.calibrate_images)
+            seen = recalibrate_batchnorm(model, calibration_batches(args.calibrate_bn, ids, meta),
+                                         progress=not args.no_progress,
+                                         total=-(-len(ids) // BATCH_SIZE))
+        except ValueError as exc:  # DatasetError: a missing split, image or unreadable file
+            print(f"matseg export: error: --calibrate-bn: {exc}", file=sys.stderr)
+            return 2
+        print(f"BatchNorm statistics re-estimated on {seen} images of {args.calibrate_bn} "
+              f"(train split) at {height}×{width}")
     if out.suffix.lower() in CHECKPOINT_SUFFIXES:
         if args.fp16:
             print("matseg export: error: --fp16 applies to ONNX output, not to a checkpoint",
                   file=sys.stderr)
             return 2
         slim = {key: ckpt[key] for key in SLIM_KEYS if key in ckpt}
+        slim["model"] = model.state_dict()  # BatchNorm statistics as calibrated, if they were
         save_checkpoint(out, {**slim, **meta.to_checkpoint_entries()})
         print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB checkpoint, {meta.architecture}/"
               f"{meta.backbone or '-'}, {len(meta.classes)} classes, input {height}×{width}; "
