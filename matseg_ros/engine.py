@@ -52,9 +52,9 @@ def check_choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
     return value
 
 
-def check_frame(rgb: np.ndarray) -> None:
+def check_frame(rgb: np.ndarray, what: str = "predict") -> None:
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8 or 0 in rgb.shape:
-        raise ValueError(f"predict expects an H×W×3 uint8 RGB image, got {rgb.dtype} {rgb.shape}")
+        raise ValueError(f"{what} expects an H×W×3 uint8 RGB image, got {rgb.dtype} {rgb.shape}")
 
 
 def normalize(rgb: np.ndarray, mean, std) -> np.ndarray:
@@ -62,8 +62,7 @@ def normalize(rgb: np.ndarray, mean, std) -> np.ndarray:
     training and inference share. The formula is applied to the 256 possible values of each
     channel and the frame is looked up in that table (cv2.LUT): the same float32 values as
     computing it per pixel, in a third of the time at 640×480 (docs/benchmarks.md)."""
-    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
-        raise ValueError(f"normalize expects an H×W×3 uint8 RGB image, got {rgb.dtype} {rgb.shape}")
+    check_frame(rgb, "normalize")
     levels = np.arange(256, dtype=np.float32).reshape(256, 1, 1)
     table = (levels * np.float32(1.0 / 255.0) - np.asarray(mean, dtype=np.float32)) \
         * (1.0 / np.asarray(std, dtype=np.float32))
