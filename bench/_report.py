@@ -4,7 +4,9 @@ from __future__ import annotations
 import os
 import platform
 import shlex
+import statistics
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -32,6 +34,18 @@ def machine_lines() -> list[str]:
         f"(torch threads {torch.get_num_threads()}), GPU: {gpu}; torch {torch.__version__}.",
         f"Command: `python bench/{Path(sys.argv[0]).name} {shlex.join(sys.argv[1:])}`",
     ]
+
+
+def median_ms(function, repeats: int, warmups: int = 3) -> float:
+    """Median wall time of `function()` in ms over `repeats` calls, after `warmups` calls."""
+    for _ in range(warmups):
+        function()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
 
 
 def emit(lines: list[str], output: str | os.PathLike | None) -> None:

@@ -19,9 +19,7 @@ it replaced, and the two results compared bitwise.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +32,7 @@ from matseg_ros.modelmeta import INPUT_NAME, OUTPUT_NAME  # noqa: E402
 from matseg_ros.onnx_engine import (CONFIDENCE_NAME, IDS_NAME, add_postprocessing,  # noqa: E402
                                     rewrite_prelu, session_options)
 
-from _report import emit, machine_lines  # noqa: E402
+from _report import emit, machine_lines, median_ms  # noqa: E402
 
 BARE = "bare network (logits)"
 SOFTMAX = "ArgMax + Softmax(axis=1) + ReduceMax (before)"
@@ -77,17 +75,6 @@ def session(model):
 
     return ort.InferenceSession(model.SerializeToString(), session_options(),
                                 providers=["CPUExecutionProvider"])
-
-
-def median_ms(function, repeats: int) -> float:
-    for _ in range(3):
-        function()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
 
 
 def per_pixel_normalize(rgb: np.ndarray) -> np.ndarray:

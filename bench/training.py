@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import cv2
@@ -36,7 +34,7 @@ from matseg_ros.training.loop import train_one_epoch  # noqa: E402
 from matseg_ros.training.predict import predict_logits  # noqa: E402
 from matseg_ros.training.schedules import build_scheduler  # noqa: E402
 
-from _report import emit, machine_lines  # noqa: E402
+from _report import emit, machine_lines, median_ms  # noqa: E402
 
 IMAGE_SIZE = (480, 640)
 
@@ -91,15 +89,9 @@ def infer_ms(cfg: dict, device: torch.device, crop: int, repeats: int) -> dict[s
     x = torch.randn(1, 3, *IMAGE_SIZE, device=device)
     out = {}
     for mode in ("single", "multiscale", "sliding"):
-        def once():
-            predict_logits(forward, x, mode=mode, tile=(crop, crop)).argmax(1).cpu()
-        once()
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            once()
-            times.append((time.perf_counter() - start) * 1000)
-        out[mode] = statistics.median(times)
+        out[mode] = median_ms(
+            lambda: predict_logits(forward, x, mode=mode, tile=(crop, crop)).argmax(1).cpu(),
+            repeats, warmups=1)
     return out
 
 
