@@ -78,3 +78,12 @@ def recalibrate_batchnorm(model: nn.Module, batches: Iterable[torch.Tensor], pro
     if not seen:
         raise ValueError("no images to recalibrate BatchNorm with")
     return seen
+
+
+def recalibrate_on_dataset(model: nn.Module, data_dir: str | Path, meta: ModelMetadata, count: int,
+                           progress: bool = True) -> int:
+    """`recalibrate_batchnorm` on `count` images of the dataset's train split at
+    `meta.input_size` (what `matseg export --calibrate-bn` does)."""
+    ids = calibration_ids(data_dir, count)
+    return recalibrate_batchnorm(model, calibration_batches(data_dir, ids, meta), progress=progress,
+                                 total=-(-len(ids) // BATCH_SIZE))

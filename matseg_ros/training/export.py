@@ -28,7 +28,7 @@ from ..checkpoint import (CheckpointError, load_checkpoint, model_from_checkpoin
                           save_checkpoint)
 from ..fileio import atomic_path
 from ..modelmeta import INPUT_NAME, OUTPUT_NAME, ModelMetadataError
-from .bn_calibration import BATCH_SIZE, calibration_batches, calibration_ids, recalibrate_batchnorm
+from .bn_calibration import recalibrate_on_dataset
 
 TOLERANCE = {"fp32": 1e-3, "fp16": 5e-2}  # max |ort − torch| / max |torch|
 
@@ -97,10 +97,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.output)
     if args.calibrate_bn:
         try:
-            ids = calibration_ids(args.calibrate_bn, args.calibrate_images)
-            seen = recalibrate_batchnorm(model, calibration_batches(args.calibrate_bn, ids, meta),
-                                         progress=not args.no_progress,
-                                         total=-(-len(ids) // BATCH_SIZE))
+            seen = recalibrate_on_dataset(model, args.calibrate_bn, meta, args.calibrate_images,
+                                          progress=not args.no_progress)
         except ValueError as exc:  # DatasetError: a missing split, image or unreadable file
             print(f"matseg export: error: --calibrate-bn: {exc}", file=sys.stderr)
             return 2
