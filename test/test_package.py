@@ -59,3 +59,27 @@ def test_colcon_build_installs_scripts_and_share_files(tmp_path):
         env=dict(os.environ, AMENT_PREFIX_PATH=f"{prefix}:{sys.prefix}", PYTHONPATH=str(site)))
     assert probe.returncode == 0, probe.stderr
     assert Path(probe.stdout.strip()) == share
+
+
+NO_NETWORK = """
+import socket
+attempts = []
+def refuse(*args, **kwargs):
+    attempts.append(args)
+    raise OSError("network use during import")
+socket.getaddrinfo = socket.create_connection = refuse
+socket.socket.connect = lambda self, *args: refuse(*args)
+import matseg_ros.training.transforms, matseg_ros.data.augment, matseg_ros.training.train
+import matseg_ros.engine, matseg_ros.cli
+print(len(attempts))
+"""
+
+
+def test_importing_the_package_goes_nowhere_online():
+    """albumentations looks for a newer release on PyPI when imported unless told not to."""
+    env = {k: v for k, v in os.environ.items() if k != "NO_ALBUMENTATIONS_UPDATE"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    proc = subprocess.run([sys.executable, "-c", NO_NETWORK], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "0", proc.stderr[-2000:]
