@@ -26,14 +26,27 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def gpu_name() -> str:
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+
+
 def machine_lines() -> list[str]:
     """The machine (CPU, cores, torch threads, GPU, torch version) and the command that ran."""
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
     return [
         f"Machine: {cpu_name()}, {os.cpu_count()} CPU cores "
-        f"(torch threads {torch.get_num_threads()}), GPU: {gpu}; torch {torch.__version__}.",
+        f"(torch threads {torch.get_num_threads()}), GPU: {gpu_name()}; torch {torch.__version__}.",
         f"Command: `python bench/{Path(sys.argv[0]).name} {shlex.join(sys.argv[1:])}`",
     ]
+
+
+def add_devices_argument(parser) -> None:
+    parser.add_argument("--devices", nargs="+", choices=("cpu", "cuda"), default=["cpu", "cuda"],
+                        help="where to measure (cuda only when torch sees a GPU; default both)")
+
+
+def chosen_devices(names: list[str]) -> list[torch.device]:
+    """The devices of `--devices` that exist here, in the order given."""
+    return [torch.device(name) for name in names if name == "cpu" or torch.cuda.is_available()]
 
 
 def median_ms(function, repeats: int, warmups: int = 3) -> float:

@@ -6,6 +6,7 @@ training module's ConfusionMatrix. Speed is `predict` on 640×480 frames.
 
     python bench/default_model.py --data /tmp/synth_test --split test
     python bench/default_model.py --data /tmp/synth_test --split test --output docs/benchmarks/default_model.md
+    python bench/default_model.py --model models/default.pt --device cuda --precision fp16 --data /tmp/synth_test
 
 Make the held-out set with a seed the model never saw (models/README.md lists the seeds):
     matseg data synth --output /tmp/synth_test --count 200 --seed 777 --val 0 --test 0.99
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import statistics
 import sys
 import time
@@ -30,7 +32,7 @@ from matseg_ros.masks import read_mask  # noqa: E402
 from matseg_ros.paths import default_model_path  # noqa: E402
 from matseg_ros.training.metrics import ConfusionMatrix  # noqa: E402
 
-from _report import cpu_name, emit  # noqa: E402
+from _report import cpu_name, emit, gpu_name  # noqa: E402
 
 
 def accuracy(engine, data: Path, split: str) -> tuple[dict, int]:
@@ -64,17 +66,20 @@ def main() -> int:
     parser.add_argument("--data", type=Path, help="held-out HRIM2021-layout set (skip accuracy if absent)")
     parser.add_argument("--split", default="test")
     parser.add_argument("--frames", type=int, default=50)
+    parser.add_argument("--backend", default="auto", help="auto (by file), onnxruntime or torch")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--precision", default="auto", help="auto, fp32 or fp16 (fp16 on CUDA only)")
     parser.add_argument("--output", type=Path, help="write a markdown section here")
     args, _ = parser.parse_known_args()
 
-    engine = load_engine(args.model, device=args.device)
+    engine = load_engine(args.model, backend=args.backend, device=args.device, precision=args.precision)
     meta = engine.metadata
     lines = ["## Default model (`bench/default_model.py`)", "",
              f"Model `{args.model.name}`: {'/'.join(filter(None, (meta.architecture, meta.backbone)))}, input "
              f"{meta.input_size[1]}×{meta.input_size[0]}, {args.model.stat().st_size / 1e6:.2f} MB; "
-             f"engine {engine.backend} on {engine.device} ({', '.join(engine.providers)}).",
-             f"Machine: {cpu_name()}, {os.cpu_count()} cores, "
+             f"engine {engine.backend} on {engine.device} in {engine.precision} "
+             f"({', '.join(engine.providers)}).",
+             f"Machine: {cpu_name()}, {os.cpu_count()} cores, GPU: {gpu_name()}, "
              f"load average {os.getloadavg()[0]:.1f} at the start.", ""]
     times = speed(engine, args.frames, (480, 640))
     median, p95 = statistics.median(times) * 1e3, float(np.percentile(times, 95)) * 1e3
@@ -90,7 +95,7 @@ def main() -> int:
             lines.append(f"| {material.id} | {material.name} | "
                          f"{'absent' if iou != iou else f'{iou:.3f}'} |")
         lines.append("")
-    lines.append(f"Reproduce: `python bench/default_model.py --data DIR --split {args.split}`.")
+    lines.append(f"Reproduce: `python bench/default_model.py {shlex.join(sys.argv[1:])}`.")
     emit(lines, args.output)
     return 0
 

@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 from matseg_ros.materials import IGNORE_INDEX  # noqa: E402
 from matseg_ros.training.losses import LOSSES, build_loss  # noqa: E402
 
-from _report import emit, machine_lines  # noqa: E402
+from _report import add_devices_argument, chosen_devices, emit, machine_lines  # noqa: E402
 
 NUM_CLASSES = 9
 
@@ -51,10 +51,11 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     parser.add_argument("--output", help="markdown file for the table (e.g. docs/benchmarks/losses.md)")
+    add_devices_argument(parser)
     args, _ = parser.parse_known_args()  # tolerate bench/run_all.py's shared arguments
     if args.threads:
         torch.set_num_threads(args.threads)
-    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    devices = chosen_devices(args.devices)
     generator = torch.Generator().manual_seed(0)
     shape = (args.batch, args.crop, args.crop)
     logits = torch.randn(args.batch, NUM_CLASSES, args.crop, args.crop, generator=generator)

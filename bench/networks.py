@@ -1,7 +1,8 @@
 """Model zoo benchmark: parameters, GFLOPs, CPU ms/frame (ONNX Runtime and PyTorch) and,
-when CUDA is there, GPU fp16 ms/frame, for every architecture on its default backbone.
+when CUDA is there, GPU fp32 and fp16 ms/frame, for every architecture on its default backbone.
 
-    python bench/networks.py [--size 512] [--repeats 3] [--arch DeepLab ...] [--output docs/benchmarks/networks.md]
+    python bench/networks.py [--size 512] [--repeats 3] [--arch DeepLab ...] [--devices cpu cuda]
+                             [--output docs/benchmarks/networks.md]
 
 Prints the table and writes it (markdown, with the machine and the command) to --output.
 GFLOPs count a multiply-add as 2 FLOPs (torch.utils.flop_counter.FlopCounterMode).
@@ -28,7 +29,7 @@ from matseg_ros.fileio import atomic_write_text  # noqa: E402
 from matseg_ros.networks import ARCHITECTURES, build_model, default_backbone  # noqa: E402
 from matseg_ros.networks.onnx_export import export_onnx  # noqa: E402
 
-from _report import cpu_name  # noqa: E402
+from _report import add_devices_argument, cpu_name, gpu_name  # noqa: E402
 
 
 def timed(fn, repeats: int, sync=lambda: None) -> float:
@@ -44,7 +45,7 @@ def timed(fn, repeats: int, sync=lambda: None) -> float:
     return statistics.median(times)
 
 
-def bench_one(arch: str, size: int, repeats: int, workdir: Path) -> dict:
+def bench_one(arch: str, size: int, repeats: int, workdir: Path, devices: list[str]) -> dict:
     backbone = default_backbone(arch)
     model = build_model(arch, backbone, num_classes=9).eval()
     x = torch.randn(1, 3, size, size)
@@ -55,41 +56,49 @@ def bench_one(arch: str, size: int, repeats: int, workdir: Path) -> dict:
         with counter:
             model(x)
         row["gflops"] = counter.get_total_flops() / 1e9
-        row["torch_ms"] = timed(lambda: model(x), repeats)
-    import onnxruntime as ort
+        if "cpu" in devices:
+            row["torch_ms"] = timed(lambda: model(x), repeats)
+    if "cpu" in devices:
+        import onnxruntime as ort
 
-    path = export_onnx(model, workdir / f"{arch}.onnx", (size, size))
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    feed = {session.get_inputs()[0].name: x.numpy()}
-    row["ort_ms"] = timed(lambda: session.run(None, feed), repeats)
-    row["ort_providers"] = ",".join(session.get_providers())
-    path.unlink()
-    if torch.cuda.is_available():
-        gpu = model.cuda().half()
-        xg = x.cuda().half()
-        with torch.no_grad():
-            row["gpu_fp16_ms"] = timed(lambda: gpu(xg), max(repeats, 20), torch.cuda.synchronize)
+        path = export_onnx(model, workdir / f"{arch}.onnx", (size, size))
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        feed = {session.get_inputs()[0].name: x.numpy()}
+        row["ort_ms"] = timed(lambda: session.run(None, feed), repeats)
+        row["ort_providers"] = ",".join(session.get_providers())
+        path.unlink()
+    if "cuda" in devices and torch.cuda.is_available():
+        # as the torch engine runs a checkpoint on CUDA: channels_last, fp32 or fp16
+        for dtype, key in ((torch.float32, "gpu_fp32_ms"), (torch.float16, "gpu_fp16_ms")):
+            gpu = model.to("cuda", dtype=dtype, memory_format=torch.channels_last)
+            xg = x.to("cuda", dtype=dtype).contiguous(memory_format=torch.channels_last)
+            with torch.inference_mode():
+                row[key] = timed(lambda: gpu(xg), max(repeats, 20), torch.cuda.synchronize)
     return row
 
 
 def machine() -> str:
     import onnxruntime as ort
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     return (f"{cpu_name()}, {os.cpu_count()} cores visible, torch {torch.__version__} "
-            f"({torch.get_num_threads()} threads), onnxruntime {ort.__version__}, GPU: {gpu}, "
+            f"({torch.get_num_threads()} threads), onnxruntime {ort.__version__}, GPU: {gpu_name()}, "
             f"Python {platform.python_version()}, {platform.platform()}; load average at start {load:.1f}")
 
 
+COLUMNS = (("ort_ms", "ORT CPU ms/frame", "{:.0f}"), ("torch_ms", "PyTorch CPU ms/frame", "{:.0f}"),
+           ("gpu_fp32_ms", "GPU fp32 ms/frame", "{:.2f}"), ("gpu_fp16_ms", "GPU fp16 ms/frame", "{:.2f}"))
+
+
 def table(rows: list[dict], size: int) -> str:
+    columns = [c for c in COLUMNS if any(c[0] in r for r in rows)]
     gpu = any("gpu_fp16_ms" in r for r in rows)
-    head = ["architecture", "backbone", "params (M)", f"GFLOPs @{size}²", "ORT CPU ms/frame", "PyTorch CPU ms/frame"]
-    head += ["GPU fp16 ms/frame"] if gpu else []
+    head = ["architecture", "backbone", "params (M)", f"GFLOPs @{size}²", *(c[1] for c in columns)]
+    head += ["GPU fp32/fp16"] if gpu else []
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        cells = [r["arch"], r["backbone"], f"{r['params']:.2f}", f"{r['gflops']:.1f}",
-                 f"{r['ort_ms']:.0f}", f"{r['torch_ms']:.0f}"]
-        cells += [f"{r['gpu_fp16_ms']:.2f}" if "gpu_fp16_ms" in r else "—"] if gpu else []
+        cells = [r["arch"], r["backbone"], f"{r['params']:.2f}", f"{r['gflops']:.1f}"]
+        cells += [form.format(r[key]) if key in r else "—" for key, _, form in columns]
+        cells += [f"{r['gpu_fp32_ms'] / r['gpu_fp16_ms']:.2f}×" if "gpu_fp16_ms" in r else "—"] if gpu else []
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -100,21 +109,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per backend after a warm-up")
     parser.add_argument("--arch", nargs="*", default=list(ARCHITECTURES), help="architectures to run")
     parser.add_argument("--output", default=str(ROOT / "docs/benchmarks/networks.md"))
+    add_devices_argument(parser)
     args, _ = parser.parse_known_args(argv)  # tolerate bench/run_all.py's shared arguments
     command = "python bench/networks.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for arch in args.arch:
-            row = bench_one(arch, args.size, args.repeats, Path(tmp))
+            row = bench_one(arch, args.size, args.repeats, Path(tmp), args.devices)
             print(f"{row['arch']:>16} {row['backbone']:>10} {row['params']:7.2f}M {row['gflops']:8.1f} GFLOPs "
-                  f"ORT {row['ort_ms']:8.0f} ms  torch {row['torch_ms']:8.0f} ms"
-                  + (f"  GPU fp16 {row['gpu_fp16_ms']:.2f} ms" if "gpu_fp16_ms" in row else ""), flush=True)
+                  + "  ".join(f"{name} {row[key]:.2f}" for key, name, _ in COLUMNS if key in row), flush=True)
             rows.append(row)
     text = table(rows, args.size)
-    providers = sorted({r["ort_providers"] for r in rows})
+    providers = sorted({r["ort_providers"] for r in rows if "ort_providers" in r}) or ["not run"]
     doc = (f"## Model zoo: size and speed\n\nEvery architecture on its default backbone, 9 classes, "
            f"batch 1, {args.size}×{args.size} input; median of {args.repeats} runs after a warm-up "
-           f"(GPU: at least 20). GFLOPs count a multiply-add as 2. On a shared machine the ms "
+           f"(GPU: at least 20, channels_last as the torch engine runs it). GFLOPs count a multiply-add as 2. On a shared machine the ms "
            f"columns move with the load (see the load average below); compare rows of one run.\n\n{text}\n\n"
            f"Machine: {machine()}. ONNX Runtime providers in use: {', '.join(providers)}.\n\n"
            f"Command: `{command}`\n")

@@ -34,7 +34,7 @@ from matseg_ros.training.loop import train_one_epoch  # noqa: E402
 from matseg_ros.training.predict import predict_logits  # noqa: E402
 from matseg_ros.training.schedules import build_scheduler  # noqa: E402
 
-from _report import emit, machine_lines, median_ms  # noqa: E402
+from _report import add_devices_argument, chosen_devices, emit, machine_lines, median_ms  # noqa: E402
 
 IMAGE_SIZE = (480, 640)
 
@@ -106,10 +106,11 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     parser.add_argument("--output", help="markdown file for the table (e.g. docs/benchmarks/training.md)")
+    add_devices_argument(parser)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    devices = chosen_devices(args.devices)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
