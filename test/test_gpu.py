@@ -50,7 +50,7 @@ def test_shipped_checkpoint_in_fp16_on_cuda_agrees_with_fp32_on_the_cpu(cpu_refe
     engine = load_engine(MODELS / "default.pt", backend="torch", device="cuda", require_gpu=True)
     assert (engine.device, engine.precision, engine.providers) == ("cuda", "fp16", ["torch:cuda"])
     worst, mean, mean_diff = agreement(engine, cpu_reference, frames)
-    # H200: worst frame 0.9901, all frames 0.9957, confidence 0.0028 (PyTorch's default TF32
+    # H200, stage-12 file: worst frame 0.9901, all frames 0.9957, confidence 0.0028 (PyTorch's default TF32
     # convolutions in fp32 give 0.9948, 0.9984 and 0.0011)
     assert worst >= 0.98 and mean >= 0.99 and mean_diff < 0.005, (worst, mean, mean_diff)
 
