@@ -49,14 +49,17 @@ def chosen_devices(names: list[str]) -> list[torch.device]:
     return [torch.device(name) for name in names if name == "cpu" or torch.cuda.is_available()]
 
 
-def median_ms(function, repeats: int, warmups: int = 3) -> float:
-    """Median wall time of `function()` in ms over `repeats` calls, after `warmups` calls."""
+def median_ms(function, repeats: int, warmups: int = 3, sync=lambda: None) -> float:
+    """Median wall time of `function()` in ms over `repeats` calls, after `warmups` calls;
+    `sync` (e.g. torch.cuda.synchronize) runs after each call, inside the timed span."""
     for _ in range(warmups):
         function()
+        sync()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         function()
+        sync()
         times.append((time.perf_counter() - start) * 1000)
     return statistics.median(times)
 

@@ -13,10 +13,8 @@ import argparse
 import os
 import platform
 import shlex
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
@@ -29,20 +27,7 @@ from matseg_ros.fileio import atomic_write_text  # noqa: E402
 from matseg_ros.networks import ARCHITECTURES, build_model, default_backbone  # noqa: E402
 from matseg_ros.networks.onnx_export import export_onnx  # noqa: E402
 
-from _report import add_devices_argument, cpu_name, gpu_name  # noqa: E402
-
-
-def timed(fn, repeats: int, sync=lambda: None) -> float:
-    """Median ms of `repeats` calls after one warm-up call."""
-    fn()
-    sync()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        sync()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+from _report import add_devices_argument, cpu_name, gpu_name, median_ms  # noqa: E402
 
 
 def bench_one(arch: str, size: int, repeats: int, workdir: Path, devices: list[str]) -> dict:
@@ -57,14 +42,14 @@ def bench_one(arch: str, size: int, repeats: int, workdir: Path, devices: list[s
             model(x)
         row["gflops"] = counter.get_total_flops() / 1e9
         if "cpu" in devices:
-            row["torch_ms"] = timed(lambda: model(x), repeats)
+            row["torch_ms"] = median_ms(lambda: model(x), repeats, warmups=1)
     if "cpu" in devices:
         import onnxruntime as ort
 
         path = export_onnx(model, workdir / f"{arch}.onnx", (size, size))
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         feed = {session.get_inputs()[0].name: x.numpy()}
-        row["ort_ms"] = timed(lambda: session.run(None, feed), repeats)
+        row["ort_ms"] = median_ms(lambda: session.run(None, feed), repeats, warmups=1)
         row["ort_providers"] = ",".join(session.get_providers())
         path.unlink()
     if "cuda" in devices and torch.cuda.is_available():
@@ -73,7 +58,8 @@ def bench_one(arch: str, size: int, repeats: int, workdir: Path, devices: list[s
             gpu = model.to("cuda", dtype=dtype, memory_format=torch.channels_last)
             xg = x.to("cuda", dtype=dtype).contiguous(memory_format=torch.channels_last)
             with torch.inference_mode():
-                row[key] = timed(lambda: gpu(xg), max(repeats, 20), torch.cuda.synchronize)
+                row[key] = median_ms(lambda: gpu(xg), max(repeats, 20), warmups=1,
+                                     sync=torch.cuda.synchronize)
     return row
 
 

@@ -16,7 +16,7 @@ from matseg_ros.checkpoint import load_checkpoint, model_from_checkpoint
 from matseg_ros.demo_frames import sample_sequence
 from matseg_ros.engine import load_engine
 from matseg_ros.networks import ARCHITECTURES, build_model, default_backbone
-from training_helpers import make_dataset, write_config
+from training_helpers import make_dataset, only_run, write_config
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -129,7 +129,7 @@ def test_amp_training_on_cuda_learns_resumes_and_loads_on_the_cpu(tmp_path, mate
     common = ["--data-dir", str(dataset), "--device", "cuda", "--batch-size", "2", "--no-progress"]
     assert cli.main(["train", "--config", str(cfg), "--save-dir", str(tmp_path / "out"),
                      "--epochs", "12", *common]) == 0
-    run, = (p for p in (tmp_path / "out").glob("*/*") if p.is_dir() and p.parent.name != "runs")
+    run = only_run(tmp_path / "out")
     first, last = load_checkpoint(run / "epoch_1.pt"), load_checkpoint(run / "last.pt")
     assert last["epoch"] == 12 and last["train_loss"] < 0.6 * first["train_loss"]
     assert last["scaler"] and last["scaler"]["scale"] > 0  # the GradScaler really ran
@@ -141,5 +141,4 @@ def test_amp_training_on_cuda_learns_resumes_and_loads_on_the_cpu(tmp_path, mate
 
     assert cli.main(["train", "--resume", str(run / "last.pt"), "--epochs", "13",
                      "--save-dir", str(tmp_path / "resumed"), *common]) == 0
-    resumed, = (tmp_path / "resumed").glob("*/*/last.pt")
-    assert load_checkpoint(resumed)["epoch"] == 13
+    assert load_checkpoint(only_run(tmp_path / "resumed") / "last.pt")["epoch"] == 13

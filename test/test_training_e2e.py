@@ -20,7 +20,7 @@ from matseg_ros import cli
 from matseg_ros.checkpoint import load_checkpoint, model_from_checkpoint
 from matseg_ros.masks import read_mask
 from matseg_ros.training import export as export_module, predict, train as train_module
-from training_helpers import make_dataset, write_config
+from training_helpers import make_dataset, only_run, write_config
 
 REPO = Path(__file__).resolve().parents[1]
 ENET_CONFIG = REPO / "config" / "train" / "enet_cpu.json"
@@ -37,12 +37,6 @@ def restore_threads():
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory, materials):
     return make_dataset(tmp_path_factory.mktemp("hrim"), materials, n_train=16, n_val=4)
-
-
-def only_run(save_dir: Path) -> Path:
-    runs = sorted(p for p in save_dir.glob("*/*") if p.is_dir() and p.parent.name != "runs")
-    assert len(runs) == 1, runs
-    return runs[0]
 
 
 @pytest.fixture(scope="module")

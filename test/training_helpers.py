@@ -66,3 +66,10 @@ def write_config(path: Path, base: Path | str, **changes) -> Path:
         node[last] = value
     path.write_text(json.dumps(cfg, indent=2))
     return path
+
+
+def only_run(save_dir: Path) -> Path:
+    """The one run folder `matseg train --save-dir save_dir` made (TensorBoard's runs/ aside)."""
+    runs = sorted(p for p in save_dir.glob("*/*") if p.is_dir() and p.parent.name != "runs")
+    assert len(runs) == 1, runs
+    return runs[0]
