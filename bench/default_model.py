@@ -26,10 +26,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from matseg_ros import dataset_layout as layout  # noqa: E402
-from matseg_ros.engine import load_engine  # noqa: E402
-from matseg_ros.masks import read_mask  # noqa: E402
+from matseg_ros.io import dataset_layout as layout  # noqa: E402
+from matseg_ros.io.masks import read_mask  # noqa: E402
 from matseg_ros.paths import default_model_path  # noqa: E402
+from matseg_ros.runtime.engine import load_engine  # noqa: E402
 from matseg_ros.training.metrics import ConfusionMatrix  # noqa: E402
 
 from _report import cpu_name, emit, gpu_name  # noqa: E402

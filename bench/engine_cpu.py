@@ -27,10 +27,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from matseg_ros.engine import normalize  # noqa: E402
-from matseg_ros.modelmeta import INPUT_NAME, OUTPUT_NAME  # noqa: E402
-from matseg_ros.onnx_engine import (CONFIDENCE_NAME, IDS_NAME, add_postprocessing,  # noqa: E402
-                                    rewrite_prelu, session_options)
+from matseg_ros.runtime.engine import normalize  # noqa: E402
+from matseg_ros.runtime.modelmeta import INPUT_NAME, OUTPUT_NAME  # noqa: E402
+from matseg_ros.runtime.onnx_engine import (CONFIDENCE_NAME, IDS_NAME, add_postprocessing,  # noqa: E402
+                                            rewrite_prelu, session_options)
 
 from _report import emit, machine_lines, median_ms  # noqa: E402
 

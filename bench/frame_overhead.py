@@ -21,9 +21,9 @@ import numpy as np
 from sensor_msgs.msg import CompressedImage, Image
 from skimage.data import astronaut
 
-from matseg_ros.encodings import compressed_to_rgb, image_to_rgb, numpy_to_image
 from matseg_ros.materials import load_materials
-from matseg_ros.rendering import colorize, overlay, summarize
+from matseg_ros.runtime.encodings import compressed_to_rgb, image_to_rgb, numpy_to_image
+from matseg_ros.runtime.rendering import colorize, overlay, summarize
 
 GOAL_MS = 2.0
 SIZES = [(640, 480), (1920, 1080)]

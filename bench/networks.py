@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from matseg_ros.fileio import atomic_write_text  # noqa: E402
 from matseg_ros.networks import ARCHITECTURES, build_model, default_backbone  # noqa: E402
-from matseg_ros.networks.onnx_export import export_onnx  # noqa: E402
+from matseg_ros.training.onnx_export import export_onnx  # noqa: E402
 
 from _report import add_devices_argument, cpu_name, gpu_name, median_ms  # noqa: E402
 

@@ -55,8 +55,8 @@ def naive_node_main(model: str, name: str) -> int:
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
 
-    from matseg_ros.encodings import image_to_rgb, numpy_to_image
-    from matseg_ros.engine import load_engine
+    from matseg_ros.runtime.encodings import image_to_rgb, numpy_to_image
+    from matseg_ros.runtime.engine import load_engine
 
     engine = load_engine(model, device="cpu")
     try:
@@ -102,7 +102,7 @@ class Driver:
         self.seq = 0
 
     def message(self, rgb):
-        from matseg_ros.encodings import numpy_to_image
+        from matseg_ros.runtime.encodings import numpy_to_image
         msg = numpy_to_image(rgb, "rgb8", self.Image())
         self.seq += 1
         msg.header.stamp.sec, msg.header.stamp.nanosec = self.seq // 1000, (self.seq % 1000) * 1000
@@ -173,8 +173,8 @@ def pct(values, q) -> float:
 def bench_throughput(model: Path, imgs, seconds: float, tmp: Path, rounds: int = 3) -> None:
     """Alternates bare-engine and node windows (the machine's load drifts) and pairs each
     node round trip with a bare predict of the same frame."""
-    from matseg_ros.engine import load_engine
     from matseg_ros.ros.output_collector import wait_until
+    from matseg_ros.runtime.engine import load_engine
     engine = load_engine(model, device="cpu")
     log = tmp / "node_tp.log"
     proc = start(node_cmd(model, "bench_tp"), log)
@@ -224,7 +224,7 @@ def bench_throughput(model: Path, imgs, seconds: float, tmp: Path, rounds: int =
 
 
 def bench_overload(model: Path, imgs, seconds: float, tmp: Path) -> None:
-    from matseg_ros.engine import load_engine
+    from matseg_ros.runtime.engine import load_engine
     engine = load_engine(model, device="cpu")
     t = time.perf_counter()
     for rgb in imgs[:10]:

@@ -24,8 +24,8 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from matseg_ros.dataset_layout import IMAGE_DIR, write_split  # noqa: E402
-from matseg_ros.masks import write_mask  # noqa: E402
+from matseg_ros.io.dataset_layout import IMAGE_DIR, write_split  # noqa: E402
+from matseg_ros.io.masks import write_mask  # noqa: E402
 from matseg_ros.materials import load_materials  # noqa: E402
 from matseg_ros.training import builders  # noqa: E402
 from matseg_ros.training.config import read_raw_config, resolve_config  # noqa: E402

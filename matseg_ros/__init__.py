@@ -1,7 +1,12 @@
 """matseg_ros: material semantic segmentation for ROS 2.
 
-The top level is the ROS-free runtime core (materials, image encodings, rendering,
-inference engines). `networks` and `training` need PyTorch, `ros` needs rclpy.
+Subpackages, by concern (each `__init__` says what it may import):
+`runtime` frame -> outputs (engines, pipeline, rendering, encodings); `io` datasets, masks,
+recordings; `sim` Gazebo world, evaluation, recording; `networks` the model zoo (PyTorch);
+`training` datasets, losses, trainer, eval, export; `data` dataset tools; `ros` the rclpy
+nodes; `demo` the `matseg demo` command. At the top: `materials` (the class map), `cli`
+(the `matseg` command) and the modules every part shares (`paths`, `fileio`, `confusion`).
+Dependency direction: ros -> runtime/io/sim <- training <- data.
 """
 __version__ = "0.1.0"
 

@@ -18,8 +18,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "infer": ("matseg_ros.training.infer", "segment a folder of images (single/multiscale/sliding)"),
     "export": ("matseg_ros.training.export", "export a checkpoint to ONNX with class-map metadata"),
     "data": ("matseg_ros.data.cli", "dataset tools: augment, synthetic-mask, scrape, validate, split, synth"),
-    "bag": ("matseg_ros.bag", "segment every image of a rosbag2 file into a new bag"),
-    "demo": ("matseg_ros.demo", "run the node on the shipped model over a sample sequence"),
+    "bag": ("matseg_ros.io.bag", "segment every image of a rosbag2 file into a new bag"),
+    "demo": ("matseg_ros.demo.run", "run the node on the shipped model over a sample sequence"),
 }
 
 

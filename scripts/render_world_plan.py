@@ -26,7 +26,7 @@ from matplotlib.patches import Patch, Polygon  # noqa: E402
 
 from matseg_ros.fileio import atomic_path  # noqa: E402
 from matseg_ros.materials import load_materials  # noqa: E402
-from matseg_ros.sdf_world import footprint, load_world, z_range  # noqa: E402
+from matseg_ros.sim.sdf_world import footprint, load_world, z_range  # noqa: E402
 
 
 def render_plan(world_path: Path, output: Path, resource_path: list[Path], cut: float = 1.2,

@@ -51,7 +51,7 @@ def export_tiny_onnx(path, materials, input_size=(48, 64), seed=0, fp16=False, o
     import onnx
     import torch
 
-    from matseg_ros.modelmeta import INPUT_NAME, OUTPUT_NAME, ModelMetadata
+    from matseg_ros.runtime.modelmeta import INPUT_NAME, OUTPUT_NAME, ModelMetadata
 
     net = make_tiny_net(materials.num_classes, seed)
     example = torch.zeros(1, 3, *input_size)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from matseg_ros.demo import stop_process
+from matseg_ros.demo.run import stop_process
 from matseg_ros.paths import share_path
 
 stop = stop_process  # SIGINT (a clean ROS shutdown), then SIGKILL: the demo's own teardown
@@ -86,7 +86,7 @@ def start_node(script: str, module: str, params: dict, remaps: dict | None = Non
 def image_msg(array: np.ndarray, encoding: str, sec: int, frame_id: str = "cam"):
     from sensor_msgs.msg import Image
 
-    from matseg_ros.encodings import numpy_to_image
+    from matseg_ros.runtime.encodings import numpy_to_image
     msg = numpy_to_image(array, encoding, Image())
     msg.header.stamp.sec, msg.header.stamp.nanosec = sec, 123
     msg.header.frame_id = frame_id

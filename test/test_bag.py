@@ -21,9 +21,9 @@ def _read(path):
 
 @pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
 def test_bag_command_adds_masks_with_identical_stamps(tmp_path, tiny_onnx_model, rng, storage, capsys):
-    from matseg_ros import bag
-    from matseg_ros.engine import load_engine
-    from matseg_ros.pipeline import FramePipeline, materials_document
+    from matseg_ros.io import bag
+    from matseg_ros.runtime.engine import load_engine
+    from matseg_ros.runtime.pipeline import FramePipeline, materials_document
     frames = [scene(rng, 48, 64) for _ in range(3)]
     src, dst = tmp_path / "in", tmp_path / "out"
     _write_bag(src, frames, storage)
@@ -64,7 +64,7 @@ def test_bag_command_adds_masks_with_identical_stamps(tmp_path, tiny_onnx_model,
 
 
 def test_bag_command_errors_name_the_problem(tmp_path, tiny_onnx_model, rng, capsys):
-    from matseg_ros import bag
+    from matseg_ros.io import bag
     src = tmp_path / "in"
     _write_bag(src, [scene(rng)], "mcap")
     parser = argparse.ArgumentParser()

@@ -10,8 +10,8 @@ import pytest
 from matseg_ros.data import augment as aug
 from matseg_ros.data.cli import add_arguments, run
 from matseg_ros.data.synth import generate_dataset
-from matseg_ros.dataset_layout import read_split, write_split
-from matseg_ros.masks import read_mask, write_mask
+from matseg_ros.io.dataset_layout import read_split, write_split
+from matseg_ros.io.masks import read_mask, write_mask
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@ import pytest
 from matseg_ros.data.render3d import Camera, Raster, Surface, make_face
 from matseg_ros.data.scene import TextureBank, pyramid, read_textures
 from matseg_ros.data.synth import generate_dataset, render_scene
-from matseg_ros.dataset_layout import read_split
-from matseg_ros.masks import read_mask
+from matseg_ros.io.dataset_layout import read_split
+from matseg_ros.io.masks import read_mask
 from matseg_ros.materials import MaterialMap
 
 

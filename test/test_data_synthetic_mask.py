@@ -10,7 +10,7 @@ import pytest
 from matseg_ros.data.cli import add_arguments, run
 from matseg_ros.data.synthetic_mask import segment_folder
 from matseg_ros.data.textures import make_texture
-from matseg_ros.masks import read_mask
+from matseg_ros.io.masks import read_mask
 
 
 def photo(material: str, seed: int, size=(240, 320)) -> tuple[np.ndarray, np.ndarray]:

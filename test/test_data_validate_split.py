@@ -13,7 +13,7 @@ from matseg_ros.data.cli import add_arguments, run
 from matseg_ros.data.split import group_ids, stratified_split
 from matseg_ros.data.synth import generate_dataset
 from matseg_ros.data.validate import dhash, near_pairs
-from matseg_ros.dataset_layout import read_split, write_split
+from matseg_ros.io.dataset_layout import read_split, write_split
 
 
 @pytest.fixture(scope="module")

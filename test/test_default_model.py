@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from matseg_ros.checkpoint import load_checkpoint, model_from_checkpoint
 from matseg_ros.data.scene import TextureBank
 from matseg_ros.data.synth import render_scene
-from matseg_ros.engine import load_engine, preprocess
+from matseg_ros.runtime.checkpoint import load_checkpoint, model_from_checkpoint
+from matseg_ros.runtime.engine import load_engine, preprocess
 from matseg_ros.training.metrics import ConfusionMatrix
 
 MODELS = Path(__file__).resolve().parents[1] / "models"

@@ -42,7 +42,7 @@ def test_demo_runs_end_to_end_and_leaves_no_process_behind(tmp_path, tiny_onnx_m
 
 
 def test_demo_without_the_model_says_which_file_and_how_to_get_it(tmp_path, capsys, monkeypatch):
-    from matseg_ros import demo
+    from matseg_ros.demo import run as demo
     parser = argparse.ArgumentParser()
     demo.add_arguments(parser)
     missing = tmp_path / "models" / "default.onnx"

@@ -14,9 +14,9 @@ from sensor_msgs.msg import CompressedImage as RclCompressed
 from sensor_msgs.msg import Image as RclImage
 from skimage.data import astronaut
 
-from matseg_ros.encodings import (MAX_PIXELS, SUPPORTED_ENCODINGS, ImageDecodeError,
-                                  compressed_to_rgb, image_to_numpy, image_to_rgb,
-                                  numpy_to_image)
+from matseg_ros.runtime.encodings import (MAX_PIXELS, SUPPORTED_ENCODINGS, ImageDecodeError,
+                                          compressed_to_rgb, image_to_numpy, image_to_rgb,
+                                          numpy_to_image)
 
 TYPES = get_typestore(Stores.ROS2_HUMBLE).types
 BAG_IMAGE, BAG_COMPRESSED = TYPES["sensor_msgs/msg/Image"], TYPES["sensor_msgs/msg/CompressedImage"]
@@ -336,7 +336,7 @@ def test_bad_compressed_raise(data, fmt, pattern, photo):
 
 @pytest.mark.parametrize("ext", [".jpg", ".png"])
 def test_header_size_matches_real_files(ext, photo):
-    from matseg_ros.encodings import _compressed_size
+    from matseg_ros.runtime.encodings import _compressed_size
     data = np.frombuffer(cv2.imencode(ext, photo)[1].tobytes(), np.uint8)
     assert _compressed_size(data, "png" if ext == ".png" else "jpeg") == (320, 240)
 

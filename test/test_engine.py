@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from conftest import export_tiny_onnx
-from matseg_ros.engine import EngineError, load_engine, normalize, preprocess
-from matseg_ros.modelmeta import ModelMetadata
+from matseg_ros.runtime.engine import EngineError, load_engine, normalize, preprocess
+from matseg_ros.runtime.modelmeta import ModelMetadata
 
 
 def reference(net, rgb, meta):
@@ -49,7 +49,7 @@ def test_prelu_rewrite_computes_prelu(tmp_path):
     """CPU sessions get each constant-slope PRelu as Relu(x)(1 - a) + x a: the same
     function as PyTorch's PReLU for slopes below 0, in [0, 1] and above 1, per channel or
     shared."""
-    from matseg_ros.onnx_engine import rewrite_prelu
+    from matseg_ros.runtime.onnx_engine import rewrite_prelu
     import onnxruntime as ort
 
     torch.manual_seed(0)
@@ -157,7 +157,7 @@ def test_torch_checkpoint_errors(tmp_path):
 
 
 def test_provider_request_follows_device(monkeypatch):
-    from matseg_ros import onnx_engine
+    from matseg_ros.runtime import onnx_engine
 
     monkeypatch.setattr(onnx_engine, "nvidia_driver_present", lambda: False)
     assert onnx_engine.requested_providers("auto", None) == ["CPUExecutionProvider"]
@@ -169,7 +169,7 @@ def test_provider_request_follows_device(monkeypatch):
 
 
 def test_driver_detection_covers_wsl2_and_jetson(monkeypatch, tmp_path):
-    from matseg_ros import onnx_engine
+    from matseg_ros.runtime import onnx_engine
 
     assert {"/dev/nvidia0", "/dev/dxg", "/etc/nv_tegra_release"} <= set(onnx_engine.NVIDIA_DRIVER_FILES)
     monkeypatch.setattr(onnx_engine, "NVIDIA_DRIVER_FILES", (str(tmp_path / "none"),))
@@ -181,9 +181,9 @@ def test_driver_detection_covers_wsl2_and_jetson(monkeypatch, tmp_path):
 
 def test_torch_checkpoint_and_its_onnx_export_agree(tmp_path, materials, rng):
     """A real zoo network as a checkpoint (torch engine) and as ONNX (ORT engine)."""
-    from matseg_ros.checkpoint import save_checkpoint
     from matseg_ros.networks import build_model
-    from matseg_ros.networks.onnx_export import export_onnx
+    from matseg_ros.runtime.checkpoint import save_checkpoint
+    from matseg_ros.training.onnx_export import export_onnx
 
     torch.manual_seed(0)
     model = build_model("ENet", None, num_classes=materials.num_classes).eval()

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from matseg_ros.sdf_world import load_world
+from matseg_ros.sim.sdf_world import load_world
 
 ROOT = Path(__file__).resolve().parent.parent
 BRIDGE = ROOT / "config" / "bridge" / "hri_lab.yaml"
@@ -153,7 +153,7 @@ def test_launch_nodes_exist_and_use_sim_time(launch_tree):
 def test_launch_remappings_match_bridge_and_node_topics(launch_tree, bridge):
     from matseg_ros.ros import dataset_recorder, sim_evaluator
     from matseg_ros.ros.segment_node import NODE_NAME, TOPICS
-    from matseg_ros.pipeline import RAW
+    from matseg_ros.runtime.pipeline import RAW
 
     constants = _constants(launch_tree)
     nodes = _nodes(launch_tree)

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from matseg_ros.sdf_world import footprint, load_world, pose_matrix, resolve_uri, z_range
+from matseg_ros.sim.sdf_world import footprint, load_world, pose_matrix, resolve_uri, z_range
 
 ROOT = Path(__file__).resolve().parent.parent
 WORLDS_DIR = ROOT / "gazebo_worlds"

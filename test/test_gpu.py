@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from matseg_ros import cli
-from matseg_ros.checkpoint import load_checkpoint, model_from_checkpoint
-from matseg_ros.demo_frames import sample_sequence
-from matseg_ros.engine import load_engine
+from matseg_ros.runtime.checkpoint import load_checkpoint, model_from_checkpoint
+from matseg_ros.demo.frames import sample_sequence
+from matseg_ros.runtime.engine import load_engine
 from matseg_ros.networks import ARCHITECTURES, build_model, default_backbone
 from training_helpers import make_dataset, only_run, write_config
 

@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from matseg_ros.fileio import atomic_write_text, sanitize_filename
-from matseg_ros.masks import MaskError, decode_mask, read_mask, write_mask
+from matseg_ros.io.masks import MaskError, decode_mask, read_mask, write_mask
 
 
 def test_palette_round_trip(tmp_path, materials, rng):
@@ -71,7 +71,7 @@ def test_atomic_write_and_sanitize(tmp_path):
 def test_layout_split_and_images(tmp_path):
     import cv2
 
-    from matseg_ros import dataset_layout as L
+    from matseg_ros.io import dataset_layout as L
 
     L.write_split(tmp_path, "train", ["a", "b"])
     assert L.read_split(tmp_path, "train") == ["a", "b"]

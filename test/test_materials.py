@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from matseg_ros.materials import MaterialMap, MaterialsError, load_materials
-from matseg_ros.modelmeta import ModelMetadata, ModelMetadataError
+from matseg_ros.runtime.modelmeta import ModelMetadata, ModelMetadataError
 
 HRIM = {0: ("background", (0, 0, 0)), 1: ("ceramic", (240, 143, 192)), 2: ("fabric", (49, 206, 112)),
         3: ("glass", (81, 194, 213)), 4: ("metal", (120, 122, 145)), 5: ("paper", (255, 201, 71)),

@@ -6,9 +6,9 @@ import onnx
 import pytest
 import torch
 
-from matseg_ros.modelmeta import INPUT_NAME, OUTPUT_NAME
 from matseg_ros.networks import ARCHITECTURES, available_models, build_model
-from matseg_ros.networks.onnx_export import export_onnx, onnx_parity
+from matseg_ros.runtime.modelmeta import INPUT_NAME, OUTPUT_NAME
+from matseg_ros.training.onnx_export import export_onnx, onnx_parity
 
 EXPORT_SIZE = (48, 48)
 CHECK_SIZE = (35, 51)  # odd, and not the export size

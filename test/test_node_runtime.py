@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from matseg_ros.latest import LatestSlot
-from matseg_ros.runstats import LatencyWindow, RateMeter, WarningThrottle
+from matseg_ros.runtime.latest import LatestSlot
+from matseg_ros.runtime.runstats import LatencyWindow, RateMeter, WarningThrottle
 
 
 class FakeClock:
@@ -84,13 +84,13 @@ def test_warning_throttle_per_kind_with_suppressed_count():
 
 @pytest.fixture(scope="module")
 def pipeline(tiny_onnx_model):
-    from matseg_ros.engine import load_engine
-    from matseg_ros.pipeline import FramePipeline
+    from matseg_ros.runtime.engine import load_engine
+    from matseg_ros.runtime.pipeline import FramePipeline
     return FramePipeline(load_engine(tiny_onnx_model, device="cpu"), overlay_alpha=0.3)
 
 
 def test_pipeline_equals_engine_plus_rendering_and_computes_only_what_is_asked(pipeline, rng, materials):
-    from matseg_ros.rendering import colorize, overlay, summarize
+    from matseg_ros.runtime.rendering import colorize, overlay, summarize
     rgb = rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)
     ids, confidence = pipeline.engine.predict(rgb)
     full = pipeline.run(rgb)
@@ -107,7 +107,7 @@ def test_pipeline_equals_engine_plus_rendering_and_computes_only_what_is_asked(p
 
 def test_materials_file_may_recolour_but_not_rename_or_renumber(tmp_path, materials):
     from matseg_ros.materials import MaterialsError
-    from matseg_ros.pipeline import resolve_materials
+    from matseg_ros.runtime.pipeline import resolve_materials
     assert resolve_materials(materials, "") is materials
     lines = ["classes:"] + [f"  - {{id: {m.id}, name: {m.name}, color: [{m.id}, {m.id}, 9]}}" for m in materials]
     recoloured = tmp_path / "recoloured.yaml"
@@ -120,7 +120,7 @@ def test_materials_file_may_recolour_but_not_rename_or_renumber(tmp_path, materi
 
 
 def test_frame_sources_folder_video_and_errors(tmp_path, rng, caplog):
-    from matseg_ros.framesource import SourceError, iter_frames
+    from matseg_ros.io.framesource import SourceError, iter_frames
     frames = [np.full((32, 48, 3), c, dtype=np.uint8) for c in ([200, 30, 40], [20, 180, 60], [10, 20, 220])]
     frames[0][:16] = [90, 90, 90]  # not uniform
     for i, f in enumerate(frames):
@@ -149,7 +149,7 @@ def test_frame_sources_folder_video_and_errors(tmp_path, rng, caplog):
 
 
 def test_demo_sequence_is_deterministic_and_sized():
-    from matseg_ros.demo_frames import sample_sequence
+    from matseg_ros.demo.frames import sample_sequence
     a, b = sample_sequence(7, (60, 80)), sample_sequence(7, (60, 80))
     assert len(a) == 7 and all(f.shape == (60, 80, 3) and f.dtype == np.uint8 for f in a)
     assert all(np.array_equal(x, y) for x, y in zip(a, b))

@@ -70,7 +70,7 @@ def refuse(*args, **kwargs):
 socket.getaddrinfo = socket.create_connection = refuse
 socket.socket.connect = lambda self, *args: refuse(*args)
 import matseg_ros.training.transforms, matseg_ros.data.augment, matseg_ros.training.train
-import matseg_ros.engine, matseg_ros.cli
+import matseg_ros.runtime.engine, matseg_ros.cli
 print(len(attempts))
 """
 

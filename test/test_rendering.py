@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from matseg_ros.materials import MaterialMap
-from matseg_ros.rendering import colorize, overlay, summarize
+from matseg_ros.runtime.rendering import colorize, overlay, summarize
 
 # A 4×6 frame, x to the right, y down; 255 is ignore, 77 an id no material has.
 IDS = np.array([[0, 0, 1, 1, 1, 255],

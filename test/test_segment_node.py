@@ -26,8 +26,8 @@ def _array(msg) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def pipeline(tiny_onnx_model):
-    from matseg_ros.engine import load_engine
-    from matseg_ros.pipeline import FramePipeline
+    from matseg_ros.runtime.engine import load_engine
+    from matseg_ros.runtime.pipeline import FramePipeline
     return FramePipeline(load_engine(tiny_onnx_model, device="cpu"))
 
 
@@ -101,7 +101,7 @@ def compressed_node(harness, tiny_onnx_model, tmp_path_factory):
 
 
 def test_outputs_equal_the_core_pipeline_with_the_header_copied(node, pipeline, rng):
-    from matseg_ros.pipeline import materials_document
+    from matseg_ros.runtime.pipeline import materials_document
     rgb = scene(rng, 60, 80)
     sec = next(STAMPS)
     out = node.send(image_msg(rgb, "rgb8", sec, frame_id="camera_optical"))
@@ -135,7 +135,7 @@ def _encoded(rgb: np.ndarray, encoding: str, rng) -> np.ndarray:
 @pytest.mark.parametrize("encoding", ["bgr8", "bgra8", "mono8", "mono16", "32FC1", "yuv422_yuy2",
                                       "bayer_rggb8"])
 def test_every_encoding_is_segmented_like_the_core_decodes_it(node, pipeline, rng, encoding):
-    from matseg_ros.encodings import image_to_rgb
+    from matseg_ros.runtime.encodings import image_to_rgb
     msg = image_msg(_encoded(scene(rng), encoding, rng), encoding, next(STAMPS))
     out = node.send(msg, outputs=("raw",))
     assert out["raw"] is not None, f"no output for {encoding}; log:\n{node.log.read_text()}"
@@ -191,7 +191,7 @@ def test_each_malformed_frame_is_rejected_and_counted_and_the_next_good_one_proc
 def test_corrupt_compressed_frame_rejected_then_jpeg_and_png_segmented(compressed_node, pipeline, rng):
     from sensor_msgs.msg import CompressedImage
 
-    from matseg_ros.encodings import compressed_to_rgb
+    from matseg_ros.runtime.encodings import compressed_to_rgb
     n = compressed_node
     for fmt, ext in (("jpeg", ".jpg"), ("png", ".png")):
         rgb = scene(rng)

@@ -31,7 +31,7 @@ class SlowEngine:
 
 @pytest.fixture(scope="module")
 def engine(tiny_onnx_model):
-    from matseg_ros.engine import load_engine
+    from matseg_ros.runtime.engine import load_engine
     return load_engine(tiny_onnx_model, device="cpu")
 
 

@@ -8,11 +8,11 @@ import math
 import numpy as np
 import pytest
 
-from matseg_ros import dataset_layout as layout
-from matseg_ros.masks import read_mask
-from matseg_ros.sim_eval import EvalSession, LabelMapError, labels_to_ids
-from matseg_ros.sim_record import ChangeGate, DatasetWriter
-from matseg_ros.stamp_pairing import StampPairer
+from matseg_ros.io import dataset_layout as layout
+from matseg_ros.io.masks import read_mask
+from matseg_ros.io.stamp_pairing import StampPairer
+from matseg_ros.sim.evaluation import EvalSession, LabelMapError, labels_to_ids
+from matseg_ros.sim.recording import ChangeGate, DatasetWriter
 
 S = 1_000_000_000
 

@@ -21,9 +21,9 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
-from matseg_ros import dataset_layout as layout  # noqa: E402
-from matseg_ros.encodings import numpy_to_image  # noqa: E402
-from matseg_ros.masks import read_mask  # noqa: E402
+from matseg_ros.io import dataset_layout as layout  # noqa: E402
+from matseg_ros.io.masks import read_mask  # noqa: E402
+from matseg_ros.runtime.encodings import numpy_to_image  # noqa: E402
 
 pytestmark = pytest.mark.ros
 ROOT = Path(__file__).resolve().parent.parent

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from matseg_ros.dataset_layout import DatasetError, write_split
-from matseg_ros.masks import write_mask
+from matseg_ros.io.dataset_layout import DatasetError, write_split
+from matseg_ros.io.masks import write_mask
 from matseg_ros.training import balance, builders
 from matseg_ros.training.config import (ConfigError, add_override_arguments, apply_overrides,
                                         load_config, parse_monitor, read_raw_config, resolve_config)

@@ -17,8 +17,8 @@ import torch
 import yaml
 
 from matseg_ros import cli
-from matseg_ros.checkpoint import load_checkpoint, model_from_checkpoint
-from matseg_ros.masks import read_mask
+from matseg_ros.runtime.checkpoint import load_checkpoint, model_from_checkpoint
+from matseg_ros.io.masks import read_mask
 from matseg_ros.training import export as export_module, predict, train as train_module
 from training_helpers import make_dataset, only_run, write_config
 
@@ -292,7 +292,7 @@ def test_export_eval_infer_end_to_end(trained, dataset, tmp_path, materials, cap
     assert onnx_path.read_bytes() == before and sorted(tmp_path.iterdir()) == [onnx_path]
     monkeypatch.undo()
 
-    from matseg_ros.engine import load_engine
+    from matseg_ros.runtime.engine import load_engine
     engine = load_engine(onnx_path)
     assert engine.classes == materials and engine.metadata.architecture == "ENet"
     assert engine.metadata.input_size == (64, 64)

@@ -11,8 +11,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from matseg_ros.dataset_layout import IMAGE_DIR, write_split
-from matseg_ros.masks import write_mask
+from matseg_ros.io.dataset_layout import IMAGE_DIR, write_split
+from matseg_ros.io.masks import write_mask
 
 # class id -> (base RGB, stripe period in px); 0 is the background
 CLASS_LOOKS = {0: ((40, 40, 40), 0), 1: ((220, 60, 60), 4), 2: ((60, 200, 80), 0),

@@ -16,16 +16,16 @@ import sys
 import zlib
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Sequence
 
 import cv2
 import numpy as np
 
-from ..dataset_layout import (IMAGE_EXTENSIONS, DatasetError, image_dir, list_ids, mask_dir, read_rgb, read_split,
-                              split_file, write_split)
 from ..fileio import atomic_path
-from ..masks import MaskError, read_mask, write_mask
+from ..io.dataset_layout import (IMAGE_EXTENSIONS, DatasetError, image_dir, list_ids, mask_dir, read_rgb, read_split,
+                                 split_file, write_split)
+from ..io.masks import MaskError, read_mask, write_mask
 from ..materials import IGNORE_INDEX, MaterialMap, MaterialsError, load_materials
+from ..training.augmentations import seed_pipeline
 
 GROUPS = ("spatial", "pixel", "advanced")
 
@@ -69,18 +69,6 @@ def build_pipeline(groups: tuple[str, ...] = ("spatial", "pixel")):
             A.RandomShadow(p=0.2),
         ]
     return A.Compose(steps, seed=0)
-
-
-def seed_pipeline(pipeline, entropy: Sequence[int]) -> None:
-    """Seed an albumentations Compose so that each of its transforms draws from its own stream.
-
-    `Compose.set_random_seed` hands every child the same seed: their first "apply?" draws
-    coincide, so the transforms would fire all together or not at all (with p ≤ 0.7 each,
-    about 3 copies in 10 would come out unchanged)."""
-    states = np.random.SeedSequence(list(entropy)).generate_state(len(pipeline.transforms) + 1)
-    pipeline.set_random_seed(int(states[0]))
-    for transform, state in zip(pipeline.transforms, states[1:]):
-        transform.set_random_seed(int(state))
 
 
 def copy_entropy(seed: int, image_id: str, k: int) -> tuple[int, int, int]:

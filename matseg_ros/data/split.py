@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..dataset_layout import DatasetError, image_dir, list_ids, mask_path, write_split
-from ..masks import MaskError, read_mask
+from ..io.dataset_layout import DatasetError, image_dir, list_ids, mask_path, write_split
+from ..io.masks import MaskError, read_mask
 from ..materials import IGNORE_INDEX, MaterialMap, MaterialsError, load_materials
 
 _COPY = re.compile(r"^(.+)_(\d+)$")

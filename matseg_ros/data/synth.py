@@ -24,11 +24,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..dataset_layout import image_dir, mask_path
-from ..fileio import atomic_path, atomic_write_text
-from ..masks import write_mask
-from ..materials import MaterialMap, load_materials
 from . import furniture, objects
+from ..fileio import atomic_path, atomic_write_text
+from ..io.dataset_layout import image_dir, mask_path
+from ..io.masks import write_mask
+from ..materials import MaterialMap, load_materials
 from .render3d import Camera, Raster
 from .scene import Builder, Extras, TextureBank, read_textures
 from .textures import MATERIALS

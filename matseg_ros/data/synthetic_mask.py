@@ -16,8 +16,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..dataset_layout import IMAGE_EXTENSIONS, DatasetError, list_ids, read_rgb
-from ..masks import write_mask
+from ..io.dataset_layout import IMAGE_EXTENSIONS, DatasetError, list_ids, read_rgb
+from ..io.masks import write_mask
 from ..materials import MaterialMap, MaterialsError, load_materials
 
 

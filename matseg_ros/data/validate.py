@@ -20,10 +20,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..dataset_layout import (IMAGE_EXTENSIONS, SPLITS, DatasetError, image_dir, list_ids, mask_dir, read_rgb,
-                              read_split, split_file)
 from ..fileio import atomic_path, atomic_write_text
-from ..masks import DEFAULT_TOLERANCE, VOID_COLOR, decode_mask
+from ..io.dataset_layout import (IMAGE_EXTENSIONS, SPLITS, DatasetError, image_dir, list_ids, mask_dir, read_rgb,
+                                 read_split, split_file)
+from ..io.masks import DEFAULT_TOLERANCE, VOID_COLOR, decode_mask
 from ..materials import IGNORE_INDEX, MaterialMap, MaterialsError, load_materials
 
 _SAFE = re.compile(r"^[A-Za-z0-9._-]+$")

@@ -2,7 +2,7 @@
 
 Architectures: DeepLab (V3+), PSPNet, UNet, SegNet, FCN8, GCN, UperNet, ENet,
 DeepLab_DUC_HDC; backbones resnet18…resnet152, xception, vgg16(_bn). `available_models()`
-lists the valid pairs.
+lists the valid pairs. A leaf: imports only torch, nothing else of the package.
 """
 from .base import SegmentationModel
 from .pretrained import LoadReport, load_backbone_weights

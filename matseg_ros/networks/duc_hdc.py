@@ -1,5 +1,6 @@
-"""DeepLab_DUC_HDC (Wang et al. 2018, 'Understanding Convolution for Semantic
-Segmentation'): a ResNet at output stride 8 whose stage-3/4 dilation rates follow the
+"""DeepLab_DUC_HDC (Wang et al. 2018, 'Understanding Convolution for Semantic Segmentation').
+
+A ResNet at output stride 8 whose stage-3/4 dilation rates follow the
 hybrid dilated convolution sawtooth (1, 2, 3 … and 3, 4, 5 — no gridding), and a dense
 upsampling convolution head: a 3×3 conv to classes × 8² channels rearranged to full
 resolution (pixel shuffle) instead of bilinear upsampling."""

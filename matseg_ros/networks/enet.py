@@ -1,6 +1,8 @@
-"""ENet (Paszke et al. 2016): initial block, bottleneck stages 1–3 (regular, dilated 2–16,
-asymmetric 5×1/1×5) with PReLU and spatial dropout, and a small decoder (stages 4–5)
-that unpools with the encoder's max-pooling indices."""
+"""ENet (Paszke et al. 2016): a light encoder and a small decoder that unpools with the
+encoder's max-pooling indices.
+
+Initial block, bottleneck stages 1–3 (regular, dilated 2–16, asymmetric 5×1/1×5) with
+PReLU and spatial dropout, and the decoder stages 4–5."""
 from __future__ import annotations
 
 import torch

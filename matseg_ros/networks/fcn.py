@@ -1,5 +1,6 @@
-"""FCN-8s (Long et al. 2015), the all-at-once variant: VGG16 with fc6/fc7 as convolutions,
-class scores from pool3/pool4 (scaled by 1e-4 / 1e-2) fused through bilinear-initialised
+"""FCN-8s (Long et al. 2015), the all-at-once variant.
+
+VGG16 with fc6/fc7 as convolutions, class scores from pool3/pool4 (scaled by 1e-4 / 1e-2) fused through bilinear-initialised
 transposed convolutions. The input is padded to a multiple of 32 instead of the paper's
 100-pixel padding and crop, so every fusion lines up exactly.
 

@@ -1,5 +1,6 @@
-"""GCN (Peng et al. 2017, 'Large Kernel Matters'): a global convolution (k×1+1×k and
-1×k+k×1, k=15) to class scores on each ResNet stage, boundary refinement residual blocks,
+"""GCN (Peng et al. 2017, 'Large Kernel Matters').
+
+A global convolution (k×1+1×k and 1×k+k×1, k=15) to class scores on each ResNet stage, boundary refinement residual blocks,
 and learned ×2 deconvolutions fusing from the deepest stage up to the input resolution."""
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
 """Small building blocks shared by the architectures, written so that ONNX export keeps
-height and width dynamic: no Python-int shape arithmetic, no adaptive pooling with
+height and width dynamic.
+
+No Python-int shape arithmetic, no adaptive pooling with
 export-time kernel sizes, no MaxUnpool (absent from the TorchScript exporter)."""
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
-"""U-Net (Ronneberger et al. 2015): the original encoder (double 3×3 convs, 64…1024
-channels, transposed-conv upsampling; 'same' padding so the output covers the input),
-and a ResNet-encoder variant with the same skip-and-fuse decoder."""
+"""U-Net (Ronneberger et al. 2015), the original and a ResNet-encoder variant with the same
+skip-and-fuse decoder.
+
+The original encoder has double 3×3 convs, 64…1024 channels and transposed-conv
+upsampling; 'same' padding so the output covers the input."""
 from __future__ import annotations
 
 from typing import Sequence

@@ -1,1 +1,3 @@
-"""Thin rclpy nodes over the runtime core; the only part of the package that imports rclpy."""
+"""Thin rclpy nodes over the core (`runtime`, `io`, `sim`); the only part of the package
+that imports rclpy. Nodes hold no ML logic. May import the core, never `training` or `data`.
+"""

@@ -21,9 +21,9 @@ from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 
-from ..encodings import ImageDecodeError, numpy_to_image
-from ..framesource import Frame, SourceError, iter_frames
-from ..pipeline import decode_frame
+from ..io.framesource import Frame, SourceError, iter_frames
+from ..runtime.encodings import ImageDecodeError, numpy_to_image
+from ..runtime.pipeline import decode_frame
 from .runner import run_node
 
 SETTLE_S = 0.5  # after wait_for_subscribers is reached, for their side of discovery to finish

@@ -14,10 +14,10 @@ from typing import Any
 
 from sensor_msgs.msg import Image
 
-from ..encodings import ImageDecodeError, image_to_numpy, image_to_rgb
 from ..materials import MaterialsError
-from ..sim_eval import labels_to_ids
-from ..sim_record import ChangeGate, DatasetWriter
+from ..runtime.encodings import ImageDecodeError, image_to_numpy, image_to_rgb
+from ..sim.evaluation import labels_to_ids
+from ..sim.recording import ChangeGate, DatasetWriter
 from .paired_node import PairedImagesNode
 from .runner import run_node
 

@@ -14,9 +14,9 @@ from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
+from ..io.stamp_pairing import StampPairer, stamp_ns
 from ..materials import MaterialMap, load_materials
-from ..runstats import WarningThrottle
-from ..stamp_pairing import StampPairer, stamp_ns
+from ..runtime.runstats import WarningThrottle
 
 WARN_PERIOD_S = 5.0
 DIAGNOSTICS_PERIOD_S = 1.0

@@ -3,7 +3,7 @@
 The subscription callback only drops the message into a one-slot buffer; one worker
 thread runs the model on the newest frame, so a slow model skips frames (counted)
 instead of building a queue. Outputs without a subscriber are not computed. All ML
-work lives in `matseg_ros.pipeline`; this module is ROS glue.
+work lives in `matseg_ros.runtime.pipeline`; this module is ROS glue.
 """
 from __future__ import annotations
 
@@ -23,12 +23,12 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
 
-from ..encodings import ImageDecodeError, numpy_to_image
-from ..latest import LatestSlot
-from ..pipeline import (COLORED, MATERIALS, OUTPUTS, OVERLAY, RAW, FramePipeline, decode_frame,
-                        materials_document, resolve_materials)
-from ..runstats import LatencyWindow, RateMeter, WarningThrottle
 from . import node_params
+from ..runtime.encodings import ImageDecodeError, numpy_to_image
+from ..runtime.latest import LatestSlot
+from ..runtime.pipeline import (COLORED, MATERIALS, OUTPUTS, OVERLAY, RAW, FramePipeline, decode_frame,
+                                materials_document, resolve_materials)
+from ..runtime.runstats import LatencyWindow, RateMeter, WarningThrottle
 from .runner import run_node
 
 try:  # a ROS install with vision_msgs: also publish the standard LabelInfo
@@ -129,7 +129,7 @@ class SegmentNode(Node):
 
     @staticmethod
     def _load_engine(p: dict[str, Any]) -> Any:
-        from ..engine import load_engine
+        from ..runtime.engine import load_engine
         if not p["model_path"]:
             raise StartupError("no model: set the model_path parameter (the shipped "
                                "models/default.onnx was not found)")

@@ -18,9 +18,9 @@ from typing import Any
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
-from ..encodings import ImageDecodeError, image_to_numpy
 from ..materials import MaterialsError
-from ..sim_eval import EvalSession
+from ..runtime.encodings import ImageDecodeError, image_to_numpy
+from ..sim.evaluation import EvalSession
 from .paired_node import PairedImagesNode
 from .runner import run_node
 

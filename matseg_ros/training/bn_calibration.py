@@ -19,9 +19,9 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from .. import dataset_layout as layout
-from ..engine import preprocess
-from ..modelmeta import ModelMetadata
+from ..io import dataset_layout as layout
+from ..runtime.engine import preprocess
+from ..runtime.modelmeta import ModelMetadata
 
 
 BATCH_SIZE = 4

@@ -9,9 +9,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
-from ..materials import IGNORE_INDEX, MaterialMap
-from ..modelmeta import IMAGENET_MEAN, IMAGENET_STD
 from . import balance
+from ..materials import IGNORE_INDEX, MaterialMap
+from ..runtime.modelmeta import IMAGENET_MEAN, IMAGENET_STD
 from .config import ConfigError
 from .dataset import HRIM, pad_collate
 from .distributed import DistInfo

@@ -15,9 +15,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..dataset_layout import (DatasetError, find_image, image_dir, list_ids, mask_dir, mask_path,
-                              read_rgb, read_split)
-from ..masks import DEFAULT_TOLERANCE, MaskError, read_mask
+from ..io.dataset_layout import (DatasetError, find_image, image_dir, list_ids, mask_dir, mask_path,
+                                 read_rgb, read_split)
+from ..io.masks import DEFAULT_TOLERANCE, MaskError, read_mask
 from ..materials import IGNORE_INDEX, MaterialMap
 
 # (rgb uint8 H×W×3, ids uint8 H×W, seed key) -> (image float 3×h×w, target int64 h×w)

@@ -16,11 +16,11 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from ..dataset_layout import DatasetError
-from ..fileio import atomic_write_text
-from ..masks import DEFAULT_TOLERANCE
-from ..materials import MaterialMap
 from . import builders
+from ..fileio import atomic_write_text
+from ..io.dataset_layout import DatasetError
+from ..io.masks import DEFAULT_TOLERANCE
+from ..materials import MaterialMap
 from .config import ConfigError
 from .dataset import HRIM
 from .infer import add_mode_arguments, mode_settings

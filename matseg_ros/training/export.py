@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..checkpoint import (CheckpointError, load_checkpoint, model_from_checkpoint,
-                          save_checkpoint)
 from ..fileio import atomic_path
-from ..modelmeta import INPUT_NAME, OUTPUT_NAME, ModelMetadataError
+from ..runtime.checkpoint import (CheckpointError, load_checkpoint, model_from_checkpoint,
+                                  save_checkpoint)
+from ..runtime.modelmeta import INPUT_NAME, OUTPUT_NAME, ModelMetadataError
 from .bn_calibration import recalibrate_on_dataset
 
 TOLERANCE = {"fp32": 1e-3, "fp16": 5e-2}  # max |ort − torch| / max |torch|
@@ -83,7 +83,7 @@ def compare(model: torch.nn.Module, path: Path, size: tuple[int, int], fp16: boo
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..networks.onnx_export import export_onnx
+    from .onnx_export import export_onnx
 
     try:
         ckpt = load_checkpoint(args.model)

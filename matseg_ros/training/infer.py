@@ -15,10 +15,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..dataset_layout import IMAGE_EXTENSIONS, DatasetError, read_rgb
 from ..fileio import atomic_path
-from ..masks import write_mask
-from ..rendering import colorize, overlay
+from ..io.dataset_layout import IMAGE_EXTENSIONS, DatasetError, read_rgb
+from ..io.masks import write_mask
+from ..runtime.rendering import colorize, overlay
 from .config import ConfigError, read_raw_config, resolve_config
 from .predict import DEFAULT_SCALES, MODES, PredictError, image_tensor, load_model, predict_logits
 

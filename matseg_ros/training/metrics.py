@@ -1,9 +1,5 @@
-"""Segmentation metrics from one confusion matrix (rows: ground truth, columns: prediction).
-
-A class absent from both prediction and ground truth has no IoU (NaN), and the means
-average over the classes that have one: the original scored such classes 0 and dragged
-mIoU down for every class a validation set happens not to contain.
-"""
+"""The confusion matrix accumulated during training and validation: on the model's device,
+summed over DDP processes; its scores come from `matseg_ros.confusion`."""
 from __future__ import annotations
 
 from typing import Any
@@ -12,18 +8,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from ..confusion import scores
 from ..materials import IGNORE_INDEX
-
-
-def _nanmean(values: np.ndarray) -> float:
-    present = values[~np.isnan(values)]
-    return float(present.mean()) if present.size else float("nan")
-
-
-def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    out = np.full(num.shape, np.nan, dtype=np.float64)
-    np.divide(num, den, out=out, where=den > 0)
-    return out
 
 
 class ConfusionMatrix:
@@ -63,26 +49,4 @@ class ConfusionMatrix:
             dist.all_reduce(self.mat)
 
     def compute(self) -> dict[str, Any]:
-        mat = self.mat.cpu().double().numpy()
-        tp = np.diag(mat)
-        gt = mat.sum(axis=1)     # pixels of each class in the ground truth
-        pred = mat.sum(axis=0)   # pixels predicted as each class
-        total = mat.sum()
-        iou = _ratio(tp, gt + pred - tp)
-        acc = _ratio(tp, gt)
-        dice = _ratio(2 * tp, gt + pred)
-        if self.exclude is not None:
-            iou[self.exclude] = acc[self.exclude] = dice[self.exclude] = np.nan
-        freq = gt / total if total else np.zeros_like(gt)
-        return {
-            "pixel_accuracy": float(tp.sum() / total) if total else float("nan"),
-            "mean_accuracy": _nanmean(acc),
-            "mIoU": _nanmean(iou),
-            "mDice": _nanmean(dice),
-            "fwIoU": float(np.nansum(freq * iou)) if total else float("nan"),
-            "per_class_iou": iou.tolist(),
-            "per_class_accuracy": acc.tolist(),
-            "per_class_dice": dice.tolist(),
-            "pixels": int(total),
-            "confusion_matrix": mat.astype(np.int64).tolist(),
-        }
+        return scores(self.mat.cpu().numpy(), self.exclude)

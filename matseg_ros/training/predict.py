@@ -15,8 +15,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
-from ..modelmeta import INPUT_NAME, OUTPUT_NAME, ModelMetadata, ModelMetadataError
+from ..runtime.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
+from ..runtime.modelmeta import INPUT_NAME, OUTPUT_NAME, ModelMetadata, ModelMetadataError
 from .transforms import to_tensors
 
 Forward = Callable[[torch.Tensor], torch.Tensor]  # normalised N×3×H×W -> logits N×C×H×W
@@ -67,7 +67,7 @@ def _load_onnx(path: Path, want_cuda: bool
     import onnx
     import onnxruntime as ort
 
-    from ..onnx_engine import rewrite_prelu
+    from ..runtime.onnx_engine import rewrite_prelu
 
     providers = (["CUDAExecutionProvider"] if want_cuda else []) + ["CPUExecutionProvider"]
     try:

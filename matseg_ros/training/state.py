@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..checkpoint import FORMAT
+from ..runtime.checkpoint import FORMAT
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -50,7 +50,7 @@ def seed_everything(seed: int) -> None:
 def make_checkpoint(model: nn.Module, cfg: dict[str, Any], meta_entries: dict[str, Any],
                     optimizer: torch.optim.Optimizer, scheduler: Any, scaler: torch.amp.GradScaler,
                     rng: list[dict[str, Any]], progress: dict[str, Any]) -> dict[str, Any]:
-    """The checkpoint dict of the contract (see matseg_ros.checkpoint), plus run progress.
+    """The checkpoint dict of the contract (see matseg_ros.runtime.checkpoint), plus run progress.
 
     `meta_entries`: ModelMetadata.to_checkpoint_entries() (classes, mean, std, input_size,
     arch, backbone). `rng`: every process's rng_state(), in rank order (`rng` keeps rank 0's,

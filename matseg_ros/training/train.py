@@ -21,13 +21,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..checkpoint import CheckpointError, load_checkpoint, load_weights, save_checkpoint
-from ..dataset_layout import DatasetError
-from ..fileio import atomic_write_text
-from ..masks import MaskError
-from ..materials import MaterialMap, MaterialsError, load_materials
-from ..modelmeta import ModelMetadata, ModelMetadataError
 from . import builders, distributed
+from ..fileio import atomic_write_text
+from ..io.dataset_layout import DatasetError
+from ..io.masks import MaskError
+from ..materials import MaterialMap, MaterialsError, load_materials
+from ..runtime.checkpoint import CheckpointError, load_checkpoint, load_weights, save_checkpoint
+from ..runtime.modelmeta import ModelMetadata, ModelMetadataError
 from .balance import class_pixel_counts
 from .config import (ConfigError, add_override_arguments, apply_overrides, parse_monitor,
                      read_raw_config, resolve_config)

@@ -19,9 +19,9 @@ import cv2
 import numpy as np
 import torch
 
-from ..data.augment import seed_pipeline
-from ..engine import normalize
 from ..materials import IGNORE_INDEX
+from ..runtime.engine import normalize
+from .augmentations import seed_pipeline
 
 ROTATE_LIMIT = 10.0
 SCALE_RANGE = (0.5, 2.0)

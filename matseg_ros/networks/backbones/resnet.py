@@ -1,5 +1,6 @@
-"""ResNet-18…152 with torchvision's exact parameter names (conv1, bn1, layer1…4, fc), so
-an ImageNet state dict saved by torchvision loads as is; dilation instead of stride for
+"""ResNet-18…152 with torchvision's exact parameter names (conv1, bn1, layer1…4, fc).
+
+An ImageNet state dict saved by torchvision loads as is; dilation instead of stride for
 output stride 8/16 (torchvision's `replace_stride_with_dilation`, BasicBlock included)."""
 from __future__ import annotations
 

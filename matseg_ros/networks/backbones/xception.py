@@ -1,5 +1,6 @@
-"""Aligned Xception as modified in DeepLabV3+ (Chen et al. 2018, Fig. 4): every max
-pooling replaced by a strided separable convolution, BN + ReLU after each depthwise
+"""Aligned Xception as modified in DeepLabV3+ (Chen et al. 2018, Fig. 4).
+
+Every max pooling is replaced by a strided separable convolution, BN + ReLU after each depthwise
 convolution, 16 middle-flow blocks, and dilation instead of stride for output stride 8/16."""
 from __future__ import annotations
 

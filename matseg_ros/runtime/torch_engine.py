@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..materials import MaterialMap
 from .engine import EngineError, preprocess, restore_size
-from .materials import MaterialMap
 
 log = logging.getLogger(__name__)
 

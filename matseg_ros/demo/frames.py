@@ -12,7 +12,7 @@ from typing import Callable, Iterator
 import cv2
 import numpy as np
 
-from .fileio import atomic_path
+from ..fileio import atomic_path
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
 SCENE_SEED = 7
@@ -28,7 +28,7 @@ def _photos() -> list[np.ndarray]:
 
 def _scenes(size: tuple[int, int], count: int) -> list[np.ndarray]:
     try:  # the data tools' synthetic material scenes (matseg_ros.data.synth)
-        from .data.synth import render_scene
+        from ..data.synth import render_scene
     except ImportError:
         return []
     rng = np.random.default_rng(SCENE_SEED)

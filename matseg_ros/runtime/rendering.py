@@ -10,7 +10,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .materials import IGNORE_INDEX, MaterialMap
+from ..materials import IGNORE_INDEX, MaterialMap
 
 BACKGROUND_ID = 0
 

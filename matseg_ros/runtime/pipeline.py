@@ -12,8 +12,8 @@ from typing import Any, Collection
 
 import numpy as np
 
+from ..materials import MaterialMap, MaterialsError, load_materials
 from .encodings import compressed_to_rgb, image_to_rgb
-from .materials import MaterialMap, MaterialsError, load_materials
 from .rendering import colorize, overlay, summarize
 
 RAW, COLORED, OVERLAY, MATERIALS = "raw", "colored", "overlay", "materials"

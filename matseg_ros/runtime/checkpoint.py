@@ -13,7 +13,7 @@ import zipfile
 from pathlib import Path
 from typing import Any, Mapping
 
-from .fileio import atomic_path
+from ..fileio import atomic_path
 from .modelmeta import ModelMetadata
 
 FORMAT = "matseg-checkpoint/1"
@@ -70,7 +70,7 @@ def load_weights(model, state_dict: Mapping[str, Any], source: str, label: str) 
 
 def model_from_checkpoint(ckpt: Mapping[str, Any], source: str = "<checkpoint>"):
     """Rebuild the network a checkpoint describes -> (model in eval mode, ModelMetadata)."""
-    from .networks import build_model
+    from ..networks import build_model
 
     meta = ModelMetadata.from_checkpoint(ckpt, source)
     arch_args = dict(ckpt.get("arch_args") or {})

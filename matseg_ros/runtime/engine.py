@@ -17,7 +17,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from .materials import MaterialMap
+from ..materials import MaterialMap
 from .modelmeta import ModelMetadata
 
 log = logging.getLogger(__name__)

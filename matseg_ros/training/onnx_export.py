@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ..fileio import atomic_path
-from ..modelmeta import INPUT_NAME, OUTPUT_NAME
+from ..runtime.modelmeta import INPUT_NAME, OUTPUT_NAME
 
 
 def _example(size: tuple[int, int], batch: int, seed: int) -> torch.Tensor:

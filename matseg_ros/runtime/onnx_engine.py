@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..materials import MaterialMap
 from .engine import EngineError, preprocess, restore_size
-from .materials import MaterialMap
 from .modelmeta import INPUT_NAME, OUTPUT_NAME, ModelMetadata, ModelMetadataError
 
 log = logging.getLogger(__name__)

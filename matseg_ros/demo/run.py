@@ -20,7 +20,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .fileio import atomic_path, atomic_write_text
+from ..fileio import atomic_path, atomic_write_text
 
 NODE = "/matseg"
 CAMERA_TOPIC = "/camera/image_raw"
@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def child_env() -> dict[str, str]:
     """Environment for the demo's processes: DDS on this machine, large-image SHM profile."""
-    from .paths import share_path
+    from ..paths import share_path
     env = dict(os.environ)
     env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     env.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(share_path("config", "fastdds_shm.xml")))
@@ -78,7 +78,7 @@ def _tail(path: Path, lines: int = 5) -> str:
 
 
 def _check_model(model: str | None) -> Path | None:
-    from .paths import default_model_path
+    from ..paths import default_model_path
     path = Path(model) if model else default_model_path()
     if path.is_file():
         return path
@@ -93,8 +93,8 @@ def _check_model(model: str | None) -> Path | None:
 
 
 def _prepare_frames(args: argparse.Namespace, out: Path) -> Path | None:
-    from .demo_frames import sample_sequence, write_sequence
-    from .framesource import list_images
+    from ..io.framesource import list_images
+    from .frames import sample_sequence, write_sequence
     if args.images is not None:
         if not args.images.is_dir() or not list_images(args.images):
             print(f"matseg demo: error: {args.images}: not a folder with images", file=sys.stderr)
@@ -128,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
     import rclpy
     from rclpy.signals import SignalHandlerOptions
 
-    from .ros.output_collector import BackgroundSpinner, OutputCollector, wait_until
+    from ..ros.output_collector import BackgroundSpinner, OutputCollector, wait_until
 
     logs = out / "logs"
     logs.mkdir(exist_ok=True)
@@ -190,7 +190,7 @@ def _settle(collector: Any) -> None:
 
 def write_outputs(collector: Any, out: Path, model: Path, n_frames: int, elapsed: float) -> dict[str, Any]:
     """Overlays and palette masks as PNG, per-frame materials and timing in summary.json."""
-    from .runstats import LatencyWindow
+    from ..runtime.runstats import LatencyWindow
     stamps = sorted(collector.camera)
     index = {key: i for i, key in enumerate(stamps)}
     latency = LatencyWindow(size=100_000)

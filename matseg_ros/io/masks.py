@@ -11,8 +11,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .fileio import atomic_path
-from .materials import IGNORE_INDEX, MaterialMap
+from ..fileio import atomic_path
+from ..materials import IGNORE_INDEX, MaterialMap
 
 DEFAULT_TOLERANCE = 40.0  # Euclidean RGB distance; HRIM2021 colours are >= 60 apart
 VOID_COLOR = (224, 224, 192)  # Pascal VOC's "void": how palette PNGs store IGNORE_INDEX

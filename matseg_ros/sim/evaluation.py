@@ -1,9 +1,9 @@
 """Live evaluation of predicted masks against Gazebo's segmentation ground truth (ROS-free).
 
 Gazebo's semantic segmentation camera publishes `labels_map` as rgb8 with the Label
-plugin id in every channel (0 for unlabelled things). Metrics come from the training
-module's ConfusionMatrix, so a sim score and a validation score mean the same thing:
-classes absent from both prediction and ground truth have no IoU and are left out of mIoU.
+plugin id in every channel (0 for unlabelled things). Metrics come from
+`matseg_ros.confusion`, as in training, so a sim score and a validation score mean the same
+thing: classes absent from both prediction and ground truth are left out of mIoU.
 """
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from .fileio import atomic_write_text
-from .materials import IGNORE_INDEX, MaterialMap
-from .training.metrics import ConfusionMatrix
+from ..confusion import confusion_matrix, scores
+from ..fileio import atomic_write_text
+from ..materials import IGNORE_INDEX, MaterialMap
 
 
 class LabelMapError(ValueError):
@@ -68,7 +68,7 @@ class EvalSession:
     def __init__(self, materials: MaterialMap) -> None:
         self.materials = materials
         self.num_classes = max(materials.ids) + 1
-        self.running = ConfusionMatrix(self.num_classes, IGNORE_INDEX)
+        self.running = np.zeros((self.num_classes, self.num_classes), dtype=np.int64)
         self.frames: list[dict[str, Any]] = []
         self.skipped: dict[str, int] = {}
         self.ignored_pixels = 0
@@ -88,18 +88,17 @@ class EvalSession:
         if prediction.shape != gt.shape:
             raise ValueError(f"prediction is {prediction.shape[1]}x{prediction.shape[0]}, "
                              f"ground truth {gt.shape[1]}x{gt.shape[0]}: the cameras must match")
-        frame = ConfusionMatrix(self.num_classes, IGNORE_INDEX)
-        frame.update(prediction, gt)
-        self.running.mat += frame.mat
+        frame = confusion_matrix(prediction, gt, self.num_classes, IGNORE_INDEX)
+        self.running += frame
         self.ignored_pixels += int(np.count_nonzero(gt == IGNORE_INDEX))
-        metrics = frame.compute()
+        metrics = scores(frame)
         row = {"stamp": stamp_ns / 1e9, "pixel_accuracy": metrics["pixel_accuracy"],
                "mIoU": metrics["mIoU"], "per_class_iou": metrics["per_class_iou"]}
         self.frames.append(row)
         return row
 
     def running_metrics(self) -> dict[str, Any]:
-        return self.running.compute()
+        return scores(self.running)
 
     def document(self, frame: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
         """The `~/metrics` message: running values at top level (`mIoU` is the running mIoU)."""

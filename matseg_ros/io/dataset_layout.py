@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .fileio import atomic_write_text
+from ..fileio import atomic_write_text
 
 IMAGE_DIR = "JPEGImages"
 MASK_DIR = "SegmentationClass"

@@ -1,6 +1,8 @@
 """Recorded camera data as a stream of frames: an image folder, a video file, or an image
-topic of a rosbag2 file (mcap or sqlite3, read with rosbags). ROS-free; camera_replay
-turns the frames into messages."""
+topic of a rosbag2 file.
+
+The bags are mcap or sqlite3, read with rosbags; ROS-free: camera_replay turns the frames
+into messages."""
 from __future__ import annotations
 
 import logging

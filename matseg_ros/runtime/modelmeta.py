@@ -22,7 +22,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from .materials import MaterialMap, MaterialsError
+from ..materials import MaterialMap, MaterialsError
 
 FORMAT_VERSION = "1"
 PREFIX = "matseg."

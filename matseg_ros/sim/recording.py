@@ -13,10 +13,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from . import dataset_layout as layout
-from .fileio import atomic_write_bytes
-from .masks import write_mask
-from .materials import MaterialMap
+from ..fileio import atomic_write_bytes
+from ..io import dataset_layout as layout
+from ..io.masks import write_mask
+from ..materials import MaterialMap
 
 THUMB = (64, 48)   # width, height the change test looks at: cheap and insensitive to noise
 

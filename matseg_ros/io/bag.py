@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from .encodings import ImageDecodeError, numpy_to_image
+from ..runtime.encodings import ImageDecodeError, numpy_to_image
+from ..runtime.pipeline import (COLORED, MATERIALS, OUTPUTS, OVERLAY, RAW, FramePipeline, decode_frame,
+                                materials_document, resolve_materials)
 from .framesource import SourceError, bag_image_topics, choose_topic, open_bag_reader
-from .pipeline import (COLORED, MATERIALS, OUTPUTS, OVERLAY, RAW, FramePipeline, decode_frame,
-                       materials_document, resolve_materials)
 
 SUBTOPICS = {RAW: "raw_segmentation_mask", COLORED: "colored_segmentation_mask",
              OVERLAY: "overlay", MATERIALS: "materials"}
@@ -151,8 +151,8 @@ def segment_bag(input_bag: Path, output_bag: Path, pipeline: FramePipeline, topi
 
 
 def run(args: argparse.Namespace) -> int:
-    from .engine import EngineError, load_engine
-    from .paths import default_model_path
+    from ..paths import default_model_path
+    from ..runtime.engine import EngineError, load_engine
 
     outputs = [o.strip() for o in args.outputs.split(",") if o.strip()]
     unknown = sorted(set(outputs) - set(OUTPUTS))
