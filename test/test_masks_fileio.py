@@ -12,19 +12,20 @@ def test_palette_round_trip(tmp_path, materials, rng):
     ids = rng.integers(0, 9, size=(31, 47), dtype=np.uint8)
     ids[0, :5] = 255  # ignore survives the palette PNG (stored as VOC void, not as black)
     write_mask(tmp_path / "m.png", ids, materials)
-    back, ignored = read_mask(tmp_path / "m.png", materials)
-    assert np.array_equal(back, ids) and ignored == 5
+    back, unknown = read_mask(tmp_path / "m.png", materials)
+    assert np.array_equal(back, ids) and unknown == 0  # stored ignore is not an unknown colour
     assert not list(tmp_path.glob(".*tmp*"))
 
 
 def test_antialiased_edges_go_to_nearest_class_and_far_colours_to_ignore(materials):
-    rgb = np.zeros((1, 4, 3), dtype=np.uint8)
+    rgb = np.zeros((1, 5, 3), dtype=np.uint8)
     rgb[0, 0] = (236, 70, 70)      # plastic exactly
     rgb[0, 1] = (230, 80, 75)      # anti-aliased plastic: distance ~12.7
     rgb[0, 2] = (128, 128, 128)    # nearest is metal (120,122,145) at ~19.6 -> metal
-    rgb[0, 3] = (255, 255, 255)    # VOC "void" border: far from everything -> ignore
-    ids, ignored = decode_mask(rgb, materials)
-    assert ids.tolist() == [[6, 6, 4, 255]] and ignored == 1
+    rgb[0, 3] = (255, 255, 255)    # far from everything -> ignore, counted as unknown
+    rgb[0, 4] = (224, 224, 192)    # the VOC void colour: ignore on purpose, not counted
+    ids, unknown = decode_mask(rgb, materials)
+    assert ids.tolist() == [[6, 6, 4, 255, 255]] and unknown == 1
 
 
 def test_index_png_keeps_ids_and_ignores_unknown(tmp_path, materials):

@@ -24,12 +24,13 @@ class MaskError(ValueError):
 
 def decode_mask(mask: np.ndarray, materials: MaterialMap,
                 tolerance: float = DEFAULT_TOLERANCE) -> tuple[np.ndarray, int]:
-    """Class ids (uint8 H×W) and the number of pixels that became IGNORE_INDEX.
+    """Class ids (uint8 H×W) and the number of pixels of unknown value that became IGNORE_INDEX.
 
     A 2-D array holds ids already, of any integer type (255 stays ignore; values that are no
     class id, negative ones included, become ignore). An H×W×3 (or ×4) array is RGB: each
     distinct colour maps to the nearest class colour if it lies within `tolerance`, else to
-    ignore.
+    ignore. Ignore stored on purpose (255 ids, the VOID_COLOR of palette masks) is not
+    counted: the count is what a user should look at.
     """
     if mask.ndim == 2:
         ids = mask
@@ -55,7 +56,9 @@ def decode_mask(mask: np.ndarray, materials: MaterialMap,
     lut = np.where(dist[np.arange(len(colors)), nearest] <= tolerance,
                    np.array(materials.ids, dtype=np.uint8)[nearest], IGNORE_INDEX).astype(np.uint8)
     ids = lut[inverse].reshape(packed.shape)
-    return ids, int((ids == IGNORE_INDEX).sum())
+    void = (VOID_COLOR[0] << 16) | (VOID_COLOR[1] << 8) | VOID_COLOR[2]
+    unknown = (lut == IGNORE_INDEX) & (colors != void)
+    return ids, int(np.bincount(inverse.ravel(), minlength=len(colors))[unknown].sum())
 
 
 def read_mask(path: str | Path, materials: MaterialMap,
