@@ -34,7 +34,7 @@ setup(
         "onnx": ["onnxruntime-gpu", "onnx"],  # onnx: the engine appends argmax/confidence to the graph
         "train": [
             "torch", "onnx", "onnxscript", "onnxruntime-gpu", "albumentations", "tensorboard", "tqdm",
-            "matplotlib", "requests", "beautifulsoup4", "rosbags", "rosbags-image",
+            "matplotlib", "requests", "beautifulsoup4", "pycocotools", "rosbags", "rosbags-image",
         ],
         "scrape-js": ["selenium"],
         "ros": [

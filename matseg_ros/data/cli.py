@@ -13,6 +13,8 @@ TOOLS: dict[str, tuple[str, str]] = {
     "synthetic-mask": ("matseg_ros.data.synthetic_mask", "masks for single-material photos on white"),
     "scrape": ("matseg_ros.data.scrape", "download material photos listed on web pages"),
     "validate": ("matseg_ros.data.validate", "check a dataset: pairs, colours, classes, splits, leakage"),
+    "import": ("matseg_ros.data.importing.command",
+               "COCO / LabelMe / VOC boxes / class folders -> this layout, with a class mapping"),
     "split": ("matseg_ros.data.split", "write train/val/test lists stratified by class presence"),
     "synth": ("matseg_ros.data.synth", "generate procedural indoor scenes with exact masks"),
 }

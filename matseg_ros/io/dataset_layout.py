@@ -3,10 +3,13 @@
     ROOT/JPEGImages/<id>.jpg            ROOT/SegmentationClass/<id>.png
     ROOT/JPEGImagesAug/<id>_<k>.jpg     ROOT/SegmentationClassAug/<id>_<k>.png   (optional)
     ROOT/ImageSets/Segmentation/{train,val,test,trainval}.txt   one id per line
+    ROOT/objects.json   (optional) boxed objects per id, for object accuracy
 """
 from __future__ import annotations
 
 from pathlib import Path
+
+import json
 
 import cv2
 import numpy as np
@@ -19,6 +22,7 @@ AUG_SUFFIX = "Aug"
 SPLIT_DIR = Path("ImageSets") / "Segmentation"
 SPLITS = ("train", "val", "test", "trainval")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".JPG", ".JPEG", ".PNG")
+OBJECTS_FILE = "objects.json"
 
 
 class DatasetError(ValueError):
@@ -88,3 +92,24 @@ def read_rgb(path: str | Path) -> np.ndarray:
     if bgr is None:
         raise DatasetError(f"{path}: cannot decode image (corrupt or not an image)")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def read_objects(root: str | Path) -> dict[str, list[dict]]:
+    """{id: [{"box": [x0, y0, x1, y1], "material": class id, "category": source name}]} of a
+    set imported from box or image-level labels; {} when the set has no objects.json."""
+    path = Path(root) / OBJECTS_FILE
+    if not path.is_file():
+        return {}
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{path}: malformed JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise DatasetError(f"{path}: expected {{id: [objects]}}")
+    for image_id, objects in doc.items():
+        for k, obj in enumerate(objects if isinstance(objects, list) else [None]):
+            if not (isinstance(obj, dict) and isinstance(obj.get("material"), int)
+                    and isinstance(obj.get("box"), list) and len(obj["box"]) == 4):
+                raise DatasetError(f"{path}: {image_id!r} object {k}: expected "
+                                   "{\"box\": [x0, y0, x1, y1], \"material\": id}")
+    return doc
