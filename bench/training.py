@@ -64,7 +64,7 @@ def config(arch: str, data: Path, crop: int, batch: int, workers: int) -> dict:
 def train_rate(cfg: dict, device: torch.device, iters: int) -> float:
     materials = load_materials()
     train_set, _ = builders.build_datasets(cfg, materials, seed=0)
-    loader, _ = builders.build_loaders(cfg, train_set, None, DistInfo(), 0, None,
+    loader, _ = builders.build_loaders(cfg, train_set, [], DistInfo(), 0, None,
                                        pin_memory=device.type == "cuda")
     model = builders.build_network(cfg, materials.num_classes).to(device)
     optimizer = builders.build_optimizer(cfg, model)

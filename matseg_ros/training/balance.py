@@ -15,13 +15,11 @@ from typing import Iterator
 
 import numpy as np
 import torch
-from torch.utils.data import Sampler
+from torch.utils.data import Dataset, Sampler
 from tqdm import tqdm
 
-from .dataset import HRIM
 
-
-def class_pixel_counts(dataset: HRIM, num_classes: int, progress: bool = True) -> np.ndarray:
+def class_pixel_counts(dataset: Dataset, num_classes: int, progress: bool = True) -> np.ndarray:
     """(images, classes) int64 pixel counts of every training mask (ignore excluded)."""
     counts = np.zeros((len(dataset), num_classes), dtype=np.int64)
     for i in tqdm(range(len(dataset)), desc="class statistics", disable=not progress, leave=False):
@@ -54,17 +52,19 @@ def repeat_factors(counts: np.ndarray, threshold: float) -> np.ndarray:
 
 
 class RepeatFactorSampler(Sampler[int]):
-    """Draws len(weights) images with replacement, ∝ weights, sharded over `num_replicas`.
+    """Draws `total` (default len(weights)) images with replacement, ∝ weights, sharded over
+    `num_replicas`.
 
     The k-th draw of image i in an epoch is yielded as i + k·len(weights): the dataset
     (HRIM) maps it back to image i with its own augmentation seed, so the repeats of a rare
     image are different crops, not one crop counted k times."""
 
-    def __init__(self, weights: np.ndarray, num_replicas: int = 1, rank: int = 0, seed: int = 0):
+    def __init__(self, weights: np.ndarray, num_replicas: int = 1, rank: int = 0, seed: int = 0,
+                 total: int | None = None):
         self.weights = torch.as_tensor(weights, dtype=torch.float64)
         self.num_replicas, self.rank, self.seed = num_replicas, rank, seed
         self.epoch = 0
-        self.num_samples = math.ceil(len(self.weights) / num_replicas)
+        self.num_samples = math.ceil((total or len(self.weights)) / num_replicas)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch

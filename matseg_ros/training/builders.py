@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -10,16 +10,26 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from . import balance
+from ..io.dataset_layout import read_objects
 from ..materials import IGNORE_INDEX, MaterialMap
 from ..runtime.modelmeta import IMAGENET_MEAN, IMAGENET_STD
 from .config import ConfigError
 from .dataset import HRIM, pad_collate
 from .distributed import DistInfo
 from .losses import build_loss
+from .mixture import MixedDataset, mixture_weights
 from .state import unwrap
 from .transforms import train_transform, val_transform
 
 log = logging.getLogger(__name__)
+
+
+class ValLoader(NamedTuple):
+    """A validation set's loader, its name ('' alone) and the boxed objects of each of its
+    samples in loader order (None: the set has no objects.json)."""
+    name: str
+    loader: DataLoader
+    objects: list[list[dict]] | None
 
 
 def normalisation(cfg: dict[str, Any]) -> tuple[list[float], list[float]]:
@@ -54,25 +64,34 @@ def input_size(cfg: dict[str, Any], dataset: HRIM, sample: int = 256) -> list[in
     return [max(32, int(round(height * scale / 32)) * 32), max(32, int(round(width * scale / 32)) * 32)]
 
 
-def build_datasets(cfg: dict[str, Any], materials: MaterialMap, seed: int) -> tuple[HRIM, HRIM | None]:
+def build_datasets(cfg: dict[str, Any], materials: MaterialMap, seed: int
+                   ) -> tuple[HRIM | MixedDataset, list[tuple[str, HRIM]]]:
+    """The training set (one dataset, or a mixture of `train_loader.args.datasets`) and the
+    named validation sets (one unnamed set, or `val_loader.args.datasets`; none without val)."""
     mean, std = normalisation(cfg)
     ignored = ignore_class(cfg)
     if ignored is not None and ignored not in materials.ids:
         raise ConfigError(f"'ignore_index' {ignored} is not a class id of the class map {materials.ids}")
     t = cfg["train_loader"]["args"]
-    train = HRIM(t["data_dir"], t["split"], materials,
-                 train_transform(t["crop_size"], t["base_size"], mean, std, augment=t["augment"],
-                                 scale=t["scale"], rotate=t["rotate"], flip=t["flip"],
-                                 blur=t["blur"], seed=seed),
-                 use_aug_folders=t["use_aug_folders"], mask_tolerance=t["mask_tolerance"],
-                 ignore_class=ignored)
-    val = None
+    transform = train_transform(t["crop_size"], t["base_size"], mean, std, augment=t["augment"],
+                                scale=t["scale"], rotate=t["rotate"], flip=t["flip"],
+                                blur=t["blur"], photometric=t["photometric"], seed=seed)
+
+    def dataset(args: dict[str, Any], data_dir: str, split: str, pair_transform) -> HRIM:
+        return HRIM(data_dir, split, materials, pair_transform, use_aug_folders=args["use_aug_folders"],
+                    mask_tolerance=args["mask_tolerance"], ignore_class=ignored)
+
+    if t["datasets"]:
+        train: HRIM | MixedDataset = MixedDataset(
+            [(d["name"], dataset(t, d["data_dir"], d["split"], transform)) for d in t["datasets"]])
+    else:
+        train = dataset(t, t["data_dir"], t["split"], transform)
+    vals: list[tuple[str, HRIM]] = []
     if cfg["trainer"]["val"]:
         v = cfg["val_loader"]["args"]
-        val = HRIM(v["data_dir"], v["split"], materials, val_transform(mean, std),
-                   use_aug_folders=v["use_aug_folders"], mask_tolerance=v["mask_tolerance"],
-                   ignore_class=ignored)
-    return train, val
+        entries = v["datasets"] or [{"name": "", "data_dir": v["data_dir"], "split": v["split"]}]
+        vals = [(d["name"], dataset(v, d["data_dir"], d["split"], val_transform(mean, std))) for d in entries]
+    return train, vals
 
 
 def class_weights(cfg: dict[str, Any], counts: np.ndarray | None, num_classes: int) -> list[float] | None:
@@ -88,13 +107,20 @@ def class_weights(cfg: dict[str, Any], counts: np.ndarray | None, num_classes: i
     return balance.median_frequency_weights(counts).round(6).tolist()
 
 
-def build_loaders(cfg: dict[str, Any], train: HRIM, val: HRIM | None, info: DistInfo, seed: int,
-                  counts: np.ndarray | None, pin_memory: bool) -> tuple[DataLoader, DataLoader | None]:
+def build_loaders(cfg: dict[str, Any], train: HRIM | MixedDataset, vals: list[tuple[str, HRIM]],
+                  info: DistInfo, seed: int, counts: np.ndarray | None, pin_memory: bool
+                  ) -> tuple[DataLoader, list[ValLoader]]:
     t = cfg["train_loader"]["args"]
-    if cfg["balance"]["oversample"]:
+    threshold = cfg["balance"]["oversample_threshold"]
+    if isinstance(train, MixedDataset):
+        weights = mixture_weights([len(d) for d in train.parts], [d["weight"] for d in t["datasets"]],
+                                  counts if cfg["balance"]["oversample"] else None, threshold)
+        sampler: Any = balance.RepeatFactorSampler(weights, info.world_size, info.rank, seed,
+                                                   total=t["samples_per_epoch"] or len(train))
+    elif cfg["balance"]["oversample"]:
         assert counts is not None
-        weights = balance.repeat_factors(counts, cfg["balance"]["oversample_threshold"])
-        sampler: Any = balance.RepeatFactorSampler(weights, info.world_size, info.rank, seed)
+        weights = balance.repeat_factors(counts, threshold)
+        sampler = balance.RepeatFactorSampler(weights, info.world_size, info.rank, seed)
     else:
         sampler = DistributedSampler(train, num_replicas=info.world_size, rank=info.rank,
                                      shuffle=t["shuffle"], seed=seed)
@@ -105,14 +131,16 @@ def build_loaders(cfg: dict[str, Any], train: HRIM, val: HRIM | None, info: Dist
     train_loader = DataLoader(train, batch_size=t["batch_size"], sampler=sampler,
                               num_workers=t["num_workers"], pin_memory=pin_memory, drop_last=True,
                               collate_fn=pad_collate)
-    val_loader = None
-    if val is not None:
-        v = cfg["val_loader"]["args"]
+    v = cfg["val_loader"]["args"]
+    val_loaders = []
+    for name, val in vals:
         shard = Subset(val, range(info.rank, len(val), info.world_size))
-        val_loader = DataLoader(shard, batch_size=v["batch_size"], shuffle=False,
-                                num_workers=v["num_workers"], pin_memory=pin_memory,
-                                collate_fn=pad_collate)
-    return train_loader, val_loader
+        loader = DataLoader(shard, batch_size=v["batch_size"], shuffle=False,
+                            num_workers=v["num_workers"], pin_memory=pin_memory, collate_fn=pad_collate)
+        boxes = read_objects(val.root)
+        objects = [boxes.get(val.samples[i][0], []) for i in shard.indices] if boxes else None
+        val_loaders.append(ValLoader(name, loader, objects))
+    return train_loader, val_loaders
 
 
 def build_network(cfg: dict[str, Any], num_classes: int) -> nn.Module:

@@ -41,6 +41,9 @@ LOADER_ARGS: dict[str, Any] = {
     "mask_tolerance": ((FLOAT,), 40.0),
     "mean": ((LIST, NONE), None),
     "std": ((LIST, NONE), None),
+    "datasets": ((LIST, NONE), None),         # several datasets: [{data_dir, split, weight, name}]
+    "samples_per_epoch": ((INT, NONE), None),  # with datasets: images drawn per epoch
+    "photometric": ((BOOL,), False),          # camera augmentations (colour, white balance, noise, JPEG)
 }
 
 SCHEMA: dict[str, Any] = {
@@ -108,7 +111,7 @@ TYPE_NAMES = {STR: "a string", INT: "an integer", FLOAT: "a number", BOOL: "true
 METRIC_ALIASES = {"Mean_IoU": "mIoU", "Pixel_Accuracy": "pixel_accuracy",
                   "Mean_Accuracy": "mean_accuracy", "Mean_Dice": "mDice",
                   "Frequency_Weighted_IoU": "fwIoU", "val_loss": "loss"}
-MONITORABLE = ("mIoU", "pixel_accuracy", "mean_accuracy", "mDice", "fwIoU", "loss")
+MONITORABLE = ("mIoU", "pixel_accuracy", "mean_accuracy", "mDice", "fwIoU", "loss", "object_accuracy")
 SCHEDULERS = ("Poly", "OneCycle")
 DATASETS = ("HRIM",)
 
@@ -158,18 +161,21 @@ def _resolve(raw: Any, schema: dict[str, Any], path: str, source: str,
 
 
 def parse_monitor(monitor: str, source: str = "<config>") -> tuple[str, str | None]:
-    """'max Mean_IoU' -> ('max', 'mIoU'); 'off' -> ('off', None)."""
+    """'max Mean_IoU' -> ('max', 'mIoU'); 'max trashnet/object_accuracy' -> ('max',
+    'trashnet/object_accuracy') (one validation dataset's metric); 'off' -> ('off', None).
+    With several validation datasets a bare metric is their mean."""
     parts = monitor.split()
     if parts == ["off"]:
         return "off", None
     if len(parts) != 2 or parts[0] not in ("min", "max"):
-        raise ConfigError(f"{source}: 'trainer.monitor' must be 'off' or 'max|min METRIC', "
-                          f"got {monitor!r}")
-    metric = METRIC_ALIASES.get(parts[1], parts[1])
+        raise ConfigError(f"{source}: 'trainer.monitor' must be 'off' or 'max|min METRIC' (METRIC "
+                          f"may name a validation dataset: DATASET/METRIC), got {monitor!r}")
+    dataset, _, name = parts[1].rpartition("/")
+    metric = METRIC_ALIASES.get(name, name)
     if metric not in MONITORABLE:
-        raise ConfigError(f"{source}: 'trainer.monitor' metric {parts[1]!r} is unknown; expected "
+        raise ConfigError(f"{source}: 'trainer.monitor' metric {name!r} is unknown; expected "
                           f"one of {sorted(set(METRIC_ALIASES) | set(MONITORABLE))}")
-    return parts[0], metric
+    return parts[0], f"{dataset}/{metric}" if dataset else metric
 
 
 def _check_values(cfg: dict[str, Any], source: str) -> None:
@@ -195,6 +201,7 @@ def _check_values(cfg: dict[str, Any], source: str) -> None:
                     isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
                 raise ConfigError(f"{source}: '{loader}.args.{key}' must be a list of 3 numbers "
                                   f"in 0..1, got {value!r}")
+    _check_datasets(cfg, source)
     if cfg["train_loader"]["args"]["crop_size"] is None:
         raise ConfigError(f"{source}: 'train_loader.args.crop_size' is required: training batches "
                           "are crops of this size")
@@ -222,6 +229,46 @@ def _check_values(cfg: dict[str, Any], source: str) -> None:
         raise ConfigError(f"{source}: 'inference.mode' must be single, multiscale or sliding")
     if not cfg["optimizer"]["args"].get("lr"):
         raise ConfigError(f"{source}: 'optimizer.args.lr' is required (a positive number)")
+
+
+def _check_datasets(cfg: dict[str, Any], source: str) -> None:
+    """Fill in and check `datasets` lists: name (default: the folder's name), split (default:
+    the loader's), weight (default 1); names unique; the monitored dataset must exist."""
+    for loader in ("train_loader", "val_loader"):
+        args = cfg[loader]["args"]
+        if args["datasets"] is None:
+            if args["samples_per_epoch"] is not None:
+                raise ConfigError(f"{source}: '{loader}.args.samples_per_epoch' needs 'datasets'")
+            continue
+        if not args["datasets"]:
+            raise ConfigError(f"{source}: '{loader}.args.datasets' is empty; list at least one dataset")
+        names = set()
+        for k, entry in enumerate(args["datasets"]):
+            where = f"{loader}.args.datasets[{k}]"
+            if not isinstance(entry, dict) or not isinstance(entry.get("data_dir"), str):
+                raise ConfigError(f"{source}: '{where}' must be an object with a 'data_dir' string")
+            unknown = set(entry) - {"data_dir", "split", "weight", "name"}
+            if unknown:
+                raise ConfigError(f"{source}: '{where}' has unknown key(s) {sorted(unknown)}; expected "
+                                  "data_dir, split, weight, name")
+            entry.setdefault("name", Path(entry["data_dir"]).name)
+            entry.setdefault("split", args["split"])
+            entry.setdefault("weight", 1.0)
+            weight = entry["weight"]
+            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight <= 0:
+                raise ConfigError(f"{source}: '{where}.weight' must be a positive number, got {weight!r}")
+            if entry["name"] in names or "/" in entry["name"]:
+                raise ConfigError(f"{source}: '{where}.name' {entry['name']!r} is used twice or has a '/'")
+            names.add(entry["name"])
+        if args["samples_per_epoch"] is not None and args["samples_per_epoch"] <= 0:
+            raise ConfigError(f"{source}: '{loader}.args.samples_per_epoch' must be a positive integer")
+    _, metric = parse_monitor(cfg["trainer"]["monitor"], source)
+    if metric and "/" in metric:
+        val_sets = cfg["val_loader"]["args"]["datasets"] or []
+        names = [d["name"] for d in val_sets]
+        if metric.split("/")[0] not in names:
+            raise ConfigError(f"{source}: 'trainer.monitor' names dataset {metric.split('/')[0]!r}; "
+                              f"the validation datasets are {names or 'none (no val_loader.args.datasets)'}")
 
 
 def resolve_config(raw: dict[str, Any], source: str = "<config>") -> dict[str, Any]:

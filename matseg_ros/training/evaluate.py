@@ -1,8 +1,9 @@
 """`matseg eval`: per-class IoU/accuracy of a checkpoint or ONNX model on an HRIM2021 split.
 
-Whole images at their own resolution (no centre crop), the class map and normalisation
-from the model file; prints a table, and with --output writes metrics.json and a
-row-normalised confusion-matrix PNG.
+Whole images at their own resolution (no centre crop; `--mode node` resizes them to the
+model's input size as segment_node does), the class map and normalisation from the model
+file; prints a table, and with --output writes metrics.json and a row-normalised
+confusion-matrix PNG. A set imported from boxes (objects.json) also gets object accuracy.
 """
 from __future__ import annotations
 
@@ -18,13 +19,14 @@ from tqdm import tqdm
 
 from . import builders
 from ..fileio import atomic_write_text
-from ..io.dataset_layout import DatasetError
+from ..io.dataset_layout import DatasetError, read_objects
 from ..io.masks import DEFAULT_TOLERANCE
 from ..materials import MaterialMap
 from .config import ConfigError
 from .dataset import HRIM
 from .infer import add_mode_arguments, mode_settings
 from .metrics import ConfusionMatrix
+from .object_accuracy import ObjectTally
 from .predict import PredictError, load_model, predict_logits
 from .transforms import val_transform
 from .visualize import save_confusion_png
@@ -56,6 +58,11 @@ def format_table(metrics: dict[str, Any], classes: MaterialMap) -> str:
                     f"{pct(metrics['per_class_accuracy'][cid])}  {sum(matrix[cid]):>10}")
     rows.append(f"mIoU {pct(metrics['mIoU'])} %   pixel accuracy {pct(metrics['pixel_accuracy'])} %   "
                 f"mean accuracy {pct(metrics['mean_accuracy'])} %   mDice {pct(metrics['mDice'])} %")
+    if "object_accuracy" in metrics:
+        recall = ", ".join(f"{classes[c].name} {pct(r).strip()} %" for c, r in
+                           enumerate(metrics["per_class_object_recall"]) if r == r and c in classes.ids)
+        rows.append(f"object accuracy {pct(metrics['object_accuracy'])} % of {metrics['objects']} "
+                    f"boxed objects (recall: {recall})")
     return "\n".join(rows)
 
 
@@ -72,13 +79,19 @@ def evaluate_model(model_path: str, data: str, split: str, settings_args: argpar
     dataset = HRIM(data, split, meta.classes, val_transform(meta.mean, meta.std),
                    mask_tolerance=mask_tolerance)
     confusion = ConfusionMatrix(meta.classes.num_classes, exclude=ignore_class)
+    objects = read_objects(data)
+    tally = ObjectTally(meta.classes.num_classes) if objects else None
     unknown = 0
     for i in tqdm(range(len(dataset)), desc=f"eval {split} ({settings['mode']})", dynamic_ncols=True):
         image, target, n_unknown = dataset[i]
-        logits = predict_logits(forward, image[None].to(device), **settings)
-        confusion.update(logits.argmax(dim=1).cpu(), target[None])
+        pred = predict_logits(forward, image[None].to(device), **settings).argmax(dim=1).cpu()
+        confusion.update(pred, target[None])
+        if tally is not None:
+            tally.add(pred[0].numpy(), objects.get(dataset.samples[i][0], []))
         unknown += n_unknown
     metrics = confusion.compute()
+    if tally is not None:
+        metrics.update(tally.compute())
     metrics.update({"model": str(model_path), "data": str(data), "split": split, "images": len(dataset),
                     "ignore_class": ignore_class,
                     "unknown_mask_pixels": unknown, "classes": meta.classes.names, **settings})

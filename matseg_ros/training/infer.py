@@ -26,7 +26,8 @@ from .predict import DEFAULT_SCALES, MODES, PredictError, image_tensor, load_mod
 def add_mode_arguments(parser: argparse.ArgumentParser) -> None:
     """--mode/--scales/--no-flip/--tile-size/--overlap, shared with `matseg eval`."""
     parser.add_argument("--mode", choices=MODES, help="default: the config's inference.mode, "
-                        "else multiscale for infer and single for eval")
+                        "else multiscale for infer and single for eval; node: resized to the "
+                        "model's input size, as segment_node runs it")
     parser.add_argument("--scales", type=float, nargs="+", help="multiscale scales "
                         "(default 0.5 0.75 1.0 1.25 1.5 1.75)")
     parser.add_argument("--no-flip", action="store_true", help="multiscale without flipped copies")
@@ -62,7 +63,8 @@ def mode_settings(args: argparse.Namespace, input_size: tuple[int, int],
             "scales": args.scales or section["scales"],
             "flip": section["flip"] and not args.no_flip,
             "tile": (tile[0], tile[-1]) if tile else tuple(input_size),
-            "overlap": section["overlap"] if args.overlap is None else args.overlap}
+            "overlap": section["overlap"] if args.overlap is None else args.overlap,
+            "input_size": tuple(input_size)}
 
 
 def list_images(folder: Path) -> list[Path]:

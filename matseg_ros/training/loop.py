@@ -11,7 +11,9 @@ from torch import nn
 from tqdm import tqdm
 
 from . import distributed
+from ..materials import IGNORE_INDEX
 from .metrics import ConfusionMatrix
+from .object_accuracy import ObjectTally
 
 AUX_WEIGHT = 0.4  # auxiliary-head loss weight (PSPNet)
 
@@ -81,8 +83,11 @@ def train_one_epoch(model: nn.Module, criterion: nn.Module, optimizer: torch.opt
 def evaluate(model: nn.Module, loader: torch.utils.data.DataLoader, device: torch.device,
              num_classes: int, criterion: nn.Module | None = None, amp: bool = False,
              progress: bool = True, keep_examples: int = 0, exclude_class: int | None = None,
+             objects: list[list[dict]] | None = None,
              ) -> tuple[dict[str, Any], list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]]:
     """Whole-image evaluation -> (metrics incl. `loss`, first `keep_examples` (image, gt, pred)).
+
+    `objects`: the boxed objects of each sample in loader order; adds object accuracy.
 
     A batch of equally sized images runs as one; a padded batch (images of different sizes)
     runs image by image at each one's own size, because the padding would change what the
@@ -92,6 +97,8 @@ def evaluate(model: nn.Module, loader: torch.utils.data.DataLoader, device: torc
     confusion = ConfusionMatrix(num_classes, device=device, exclude=exclude_class)
     loss_sum, scored = 0.0, 0  # loss summed per image, images scored
     examples: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+    tally = ObjectTally(num_classes) if objects is not None else None
+    position = 0  # samples seen, in loader order
     for image, target, _, sizes in tqdm(loader, desc="validate", disable=not progress,
                                         leave=False, dynamic_ncols=True):
         image = image.to(device, non_blocking=True)
@@ -104,15 +111,25 @@ def evaluate(model: nn.Module, loader: torch.utils.data.DataLoader, device: torc
         for part, part_target in parts:
             with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
                 logits = _at_size(_main_and_aux(model(part))[0], part_target.shape[-2:])
-                if criterion is not None:
-                    loss_sum += float(criterion(logits, part_target)) * part.shape[0]
-                    scored += part.shape[0]
+                labelled = (part_target != IGNORE_INDEX).flatten(1).any(dim=1)
+                if criterion is not None and labelled.any():  # an all-ignore image has no loss
+                    loss_sum += float(criterion(logits[labelled], part_target[labelled])) * int(labelled.sum())
+                    scored += int(labelled.sum())
             pred = logits.argmax(dim=1)
             confusion.update(pred, part_target)
+            if tally is not None:
+                for k, ids in enumerate(pred.cpu().numpy()):
+                    tally.add(ids, objects[position + k])
+            position += part.shape[0]
             for k in range(min(keep_examples - len(examples), part.shape[0])):
                 examples.append((part[k].float().cpu(), part_target[k].cpu(), pred[k].cpu()))
     confusion.all_reduce()
     metrics = confusion.compute()
     loss_sum, scored = distributed.all_reduce_sum([loss_sum, scored], device)
     metrics["loss"] = loss_sum / scored if scored else math.nan
+    if tally is not None:
+        n = num_classes
+        sums = distributed.all_reduce_sum([*tally.total.tolist(), *tally.correct.tolist()], device)
+        tally.total[:], tally.correct[:] = sums[:n], sums[n:]
+        metrics.update(tally.compute())
     return metrics, examples

@@ -20,7 +20,7 @@ from ..runtime.modelmeta import INPUT_NAME, OUTPUT_NAME, ModelMetadata, ModelMet
 from .transforms import to_tensors
 
 Forward = Callable[[torch.Tensor], torch.Tensor]  # normalised N×3×H×W -> logits N×C×H×W
-MODES = ("single", "multiscale", "sliding")
+MODES = ("single", "multiscale", "sliding", "node")
 DEFAULT_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
 
 
@@ -107,6 +107,12 @@ def single(forward: Forward, x: torch.Tensor) -> torch.Tensor:
     return _resize(forward(x), tuple(x.shape[-2:]))
 
 
+def node(forward: Forward, x: torch.Tensor, input_size: tuple[int, int]) -> torch.Tensor:
+    """As segment_node runs a model: the image resized to the model's input size and the
+    logits resized back (the engine resizes the ids instead; edges may differ by a pixel)."""
+    return _resize(forward(_resize(x, tuple(input_size))), tuple(x.shape[-2:]))
+
+
 def multiscale(forward: Forward, x: torch.Tensor, scales: Sequence[float] = DEFAULT_SCALES,
                flip: bool = True) -> torch.Tensor:
     """Logits averaged over scales (and horizontal flips, run in the same batch) before argmax."""
@@ -149,9 +155,14 @@ def sliding(forward: Forward, x: torch.Tensor, tile: tuple[int, int], overlap: f
 
 def predict_logits(forward: Forward, x: torch.Tensor, mode: str = "single",
                    scales: Sequence[float] = DEFAULT_SCALES, flip: bool = True,
-                   tile: tuple[int, int] | None = None, overlap: float = 1 / 3) -> torch.Tensor:
+                   tile: tuple[int, int] | None = None, overlap: float = 1 / 3,
+                   input_size: tuple[int, int] | None = None) -> torch.Tensor:
     if mode == "single":
         return single(forward, x)
+    if mode == "node":
+        if input_size is None:
+            raise ValueError("node mode needs the model's input size")
+        return node(forward, x, input_size)
     if mode == "multiscale":
         return multiscale(forward, x, scales, flip)
     if mode == "sliding":

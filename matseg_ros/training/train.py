@@ -113,6 +113,38 @@ def _improved(mode: str, value: float, best: float | None) -> bool:
     return best is None or (value > best if mode == "max" else value < best)
 
 
+SCALARS = ("loss", "mIoU", "pixel_accuracy", "mean_accuracy", "mDice", "fwIoU", "object_accuracy")
+
+
+def _validate(model: nn.Module, loaders: list[builders.ValLoader], device: torch.device,
+              num_classes: int, criterion: nn.Module, amp: bool, progress: bool, panels: int,
+              exclude: int | None) -> tuple[dict[str, Any], dict[str, list]]:
+    """Every validation set scored on its own. One set: its metrics as they are. Several:
+    {"datasets": {name: metrics}} plus, at the top, each scalar's mean over the sets that
+    have it, so that `max Mean_IoU` weighs a small real set as much as a large synthetic one."""
+    per_set, examples = {}, {}
+    for v in loaders:
+        per_set[v.name], examples[v.name] = evaluate(
+            model, v.loader, device, num_classes, criterion, amp=amp, progress=progress,
+            keep_examples=panels, exclude_class=exclude, objects=v.objects)
+    if len(loaders) == 1 and not loaders[0].name:
+        return per_set[""], examples
+    means = {}
+    for key in SCALARS:
+        values = [m[key] for m in per_set.values() if key in m and m[key] == m[key]]
+        if values:
+            means[key] = sum(values) / len(values)
+    return {**means, "datasets": per_set}, examples
+
+
+def monitored(metrics: dict[str, Any], metric: str) -> float | None:
+    """The value `trainer.monitor` watches: 'mIoU' or one set's 'smdra/mIoU'."""
+    name, _, key = metric.rpartition("/")
+    source = metrics.get("datasets", {}).get(name, {}) if name else metrics
+    value = source.get(key)
+    return None if value is None else float(value)
+
+
 def train(cfg: dict[str, Any], args: argparse.Namespace, ckpt: dict[str, Any] | None,
           info: distributed.DistInfo) -> dict[str, Any]:
     """Run the configured training; returns a summary (best metric, run folder, last metrics)."""
@@ -137,9 +169,9 @@ def train(cfg: dict[str, Any], args: argparse.Namespace, ckpt: dict[str, Any] | 
     init_state = _initial_weights(init, materials) if init else None  # before any data work
     num_classes = materials.num_classes
     mean, std = builders.normalisation(cfg)
-    train_set, val_set = builders.build_datasets(cfg, materials, seed)
+    train_set, val_sets = builders.build_datasets(cfg, materials, seed)
     meta = ModelMetadata(materials, tuple(mean), tuple(std),
-                         tuple(builders.input_size(cfg, val_set or train_set)),
+                         tuple(builders.input_size(cfg, val_sets[0][1] if val_sets else train_set)),
                          cfg["arch"]["type"], cfg["arch"]["args"]["backbone"] or "")
     counts = None
     if cfg["balance"]["class_weights"] == "median_frequency" or cfg["balance"]["oversample"]:
@@ -147,8 +179,8 @@ def train(cfg: dict[str, Any], args: argparse.Namespace, ckpt: dict[str, Any] | 
     weights = builders.class_weights(cfg, counts, num_classes)
     if weights is not None and info.is_main:
         log.info("class weights: %s", dict(zip(materials.names, weights)))
-    train_loader, val_loader = builders.build_loaders(cfg, train_set, val_set, info, seed, counts,
-                                                      pin_memory=device.type == "cuda")
+    train_loader, val_loaders = builders.build_loaders(cfg, train_set, val_sets, info, seed, counts,
+                                                       pin_memory=device.type == "cuda")
 
     model = builders.build_network(cfg, num_classes)
     label = f"{cfg['arch']['type']}/{cfg['arch']['args']['backbone']}"
@@ -180,7 +212,7 @@ def train(cfg: dict[str, Any], args: argparse.Namespace, ckpt: dict[str, Any] | 
     scaler = torch.amp.GradScaler(device.type, enabled=amp)
     criterion = builders.build_criterion(cfg, weights).to(device)
     mode, metric = parse_monitor(trainer["monitor"])
-    if metric is not None and val_loader is None:
+    if metric is not None and not val_loaders:
         log.warning("trainer.monitor %r needs validation (trainer.val is false): no best.pt",
                     trainer["monitor"])
         mode, metric = "off", None
@@ -217,7 +249,7 @@ def train(cfg: dict[str, Any], args: argparse.Namespace, ckpt: dict[str, Any] | 
         log.info("training %s/%s on %s (%d process(es), AMP %s): %d train / %s val images, "
                  "epochs %d..%d; checkpoints in %s", cfg["arch"]["type"],
                  cfg["arch"]["args"]["backbone"], device, info.world_size, amp, len(train_set),
-                 len(val_set) if val_set else "no", start_epoch, trainer["epochs"], run_dir)
+                 "+".join(str(len(v)) for _, v in val_sets) or "no", start_epoch, trainer["epochs"], run_dir)
 
     def on_log(iteration: int, loss: float, lr: float) -> None:
         if writer is not None:
@@ -237,19 +269,19 @@ def train(cfg: dict[str, Any], args: argparse.Namespace, ckpt: dict[str, Any] | 
                 log.warning("epoch %d: %d mask pixels had no class colour within %.0f and were "
                             "ignored; `matseg data validate` lists the files", epoch,
                             stats["unknown_pixels"], cfg["train_loader"]["args"]["mask_tolerance"])
-            validate = val_loader is not None and (epoch % trainer["val_per_epochs"] == 0
-                                                   or epoch == trainer["epochs"])
+            validate = bool(val_loaders) and (epoch % trainer["val_per_epochs"] == 0
+                                              or epoch == trainer["epochs"])
             val_metrics: dict[str, Any] = {}
-            examples: list = []
+            examples: dict[str, list] = {}
             if validate:
-                val_metrics, examples = evaluate(
-                    model, val_loader, device, num_classes, criterion, amp=amp,
-                    progress=progress_bars, keep_examples=trainer["image_panels"] if writer else 0,
-                    exclude_class=builders.ignore_class(cfg))
+                val_metrics, examples = _validate(
+                    model, val_loaders, device, num_classes, criterion, amp, progress_bars,
+                    trainer["image_panels"] if writer else 0, builders.ignore_class(cfg))
                 last_metrics = val_metrics
-            improved = metric is not None and validate and _improved(mode, val_metrics[metric], best)
+            value = monitored(val_metrics, metric) if validate and metric else None
+            improved = value is not None and _improved(mode, value, best)
             if improved:
-                best, best_epoch = float(val_metrics[metric]), epoch
+                best, best_epoch = float(value), epoch
             rng = distributed.all_gather(rng_state())  # a collective: every process joins
             if info.is_main:
                 _report(epoch, stats, val_metrics, optimizer, writer, materials,
@@ -279,13 +311,16 @@ def train(cfg: dict[str, Any], args: argparse.Namespace, ckpt: dict[str, Any] | 
 
 
 def _report(epoch: int, stats: dict[str, Any], val: dict[str, Any], optimizer: torch.optim.Optimizer,
-            writer: Any, materials: MaterialMap, examples: list, mean: list[float],
+            writer: Any, materials: MaterialMap, examples: dict[str, list], mean: list[float],
             std: list[float]) -> None:
     line = (f"epoch {epoch}: train loss {stats['loss']:.4f} ({stats['images_per_s']:.1f} img/s, "
             f"lr {optimizer.param_groups[-1]['lr']:.3e})")
-    if val:
-        line += (f" | val loss {val['loss']:.4f} mIoU {val['mIoU']:.4f} "
-                 f"pixel acc {val['pixel_accuracy']:.4f}")
+    sets = val.get("datasets", {"": val} if val else {})
+    for name, m in sets.items():
+        line += (f" | {name + ' ' if name else ''}val loss {m['loss']:.4f} mIoU {m['mIoU']:.4f} "
+                 f"pixel acc {m['pixel_accuracy']:.4f}")
+        if "object_accuracy" in m:
+            line += f" object acc {m['object_accuracy']:.4f}"
     log.info(line)
     if writer is None:
         return
@@ -293,14 +328,19 @@ def _report(epoch: int, stats: dict[str, Any], val: dict[str, Any], optimizer: t
     writer.add_scalar("train/images_per_s", stats["images_per_s"], epoch)
     for i, group in enumerate(optimizer.param_groups):
         writer.add_scalar(f"lr/group{i}", group["lr"], epoch)
-    if val:
-        for key in ("loss", "mIoU", "pixel_accuracy", "mean_accuracy", "mDice", "fwIoU"):
-            writer.add_scalar(f"val/{key}", val[key], epoch)
-        for name, iou in zip(materials.names, val["per_class_iou"]):
+    for key in SCALARS if "datasets" in val else ():
+        if key in val:
+            writer.add_scalar(f"val/mean_{key}", val[key], epoch)
+    for name, m in sets.items():
+        prefix = f"{name}/" if name else ""
+        for key in SCALARS:
+            if key in m and m[key] == m[key]:
+                writer.add_scalar(f"val/{prefix}{key}", m[key], epoch)
+        for material, iou in zip(materials.names, m["per_class_iou"]):
             if iou == iou:
-                writer.add_scalar(f"val_iou/{name}", iou, epoch)
-        for k, panel in enumerate(example_panels(examples, materials, mean, std)):
-            writer.add_image(f"val/example_{k}", panel, epoch, dataformats="HWC")
+                writer.add_scalar(f"val_iou/{prefix}{material}", iou, epoch)
+        for k, panel in enumerate(example_panels(examples.get(name, []), materials, mean, std)):
+            writer.add_image(f"val/{prefix}example_{k}", panel, epoch, dataformats="HWC")
     writer.flush()
 
 

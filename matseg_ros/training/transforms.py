@@ -1,7 +1,8 @@
 """Paired image/mask transforms (albumentations), the original's augmentations done right.
 
 Training: longest side to `base_size` (randomly scaled 0.5–2.0 when `scale`), rotation
-±10°, padding to `crop_size` and a random crop, Gaussian blur, horizontal flip. Mask
+±10°, padding to `crop_size` and a random crop, Gaussian blur, horizontal flip, and with
+`photometric` the camera changes of `augmentations.camera_ops`. Mask
 borders from rotation and padding are always ignore (255), never a real class; image
 padding is the mean colour (0 after normalisation). Validation: whole images, normalised
 only (no centre crop: the metric must see every labelled pixel).
@@ -21,7 +22,7 @@ import torch
 
 from ..materials import IGNORE_INDEX
 from ..runtime.engine import normalize
-from .augmentations import seed_pipeline
+from .augmentations import camera_ops, seed_pipeline
 
 ROTATE_LIMIT = 10.0
 SCALE_RANGE = (0.5, 2.0)
@@ -54,7 +55,7 @@ class PairTransform:
 def train_transform(crop_size: int, base_size: int | None, mean: Sequence[float],
                     std: Sequence[float], augment: bool = True, scale: bool = True,
                     rotate: bool = False, flip: bool = False, blur: bool = False,
-                    seed: int = 0) -> PairTransform:
+                    photometric: bool = False, seed: int = 0) -> PairTransform:
     """The training pipeline from the loader args of the original config."""
     fill = tuple(float(m * 255) for m in mean)
     ops: list[A.BasicTransform] = []
@@ -74,6 +75,8 @@ def train_transform(crop_size: int, base_size: int | None, mean: Sequence[float]
         ops.append(A.GaussianBlur(blur_limit=(3, 7), sigma_limit=(0.1, 1.5), p=0.5))
     if augment and flip:
         ops.append(A.HorizontalFlip(p=0.5))
+    if augment and photometric:
+        ops += camera_ops()
     return PairTransform(ops, mean, std, seed)
 
 
