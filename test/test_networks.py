@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from matseg_ros.networks import (ARCHITECTURES, available_models, build_model, canonical_arch,
                                  parameter_groups)
-from matseg_ros.networks.backbones import VGG, ResNet, Xception
+from matseg_ros.networks.backbones import VGG, MobileNetV2, ResNet, Xception
 from matseg_ros.networks.layers import adaptive_avg_pool, max_unpool
 
 # Published torchvision parameter counts (ImageNet classifiers, 1000 classes).
@@ -259,7 +259,26 @@ def test_registry_names_and_errors():
         get_encoder("vgg16", 16)
     pairs = available_models()
     assert ("DeepLab", "xception") in pairs and ("UNet", None) in pairs and ("ENet", None) in pairs
-    assert len(pairs) == len(set(pairs)) == 35
+    assert len(pairs) == len(set(pairs)) == 38
+
+
+def test_mobilenetv2_matches_torchvision_and_ppliteseg_follows_the_paper():
+    # torchvision's mobilenet_v2 has 3,504,872 parameters; the encoder leaves out its classifier
+    # (1280·1000 + 1000) and the last 1×1 expansion features.18 (320·1280 conv + BN)
+    encoder = MobileNetV2()
+    assert count(encoder) == 3_504_872 - (1280 * 1000 + 1000) - (320 * 1280 + 2 * 1280)
+    assert "features.17.conv.3.running_var" in encoder.state_dict()  # torchvision's names
+    shapes = [tuple(f.shape[1:]) for f in encoder(torch.zeros(1, 3, 64, 96))]
+    assert shapes == [(16, 32, 48), (24, 16, 24), (32, 8, 12), (96, 4, 6), (320, 2, 3)]
+    assert tuple(MobileNetV2(16)(torch.zeros(1, 3, 64, 96))[-1].shape[-2:]) == (4, 6)
+    ppl = build_model("PPLiteSeg", "resnet18")
+    assert ppl.decoder.sppm.bins == (1, 2, 4)  # the paper's SPPM bins, summed
+    widths = [ppl.decoder.sppm.out[0].out_channels, ppl.decoder.fuse16.out[0].out_channels,
+              ppl.decoder.fuse8.out[0].out_channels]
+    assert widths == [128, 96, 64]  # decoder channels narrowing from stride 32 to 8
+    assert ppl.decoder.fuse8.attention[0][0].in_channels == 4  # mean and max of both inputs
+    with pytest.raises(ValueError, match="decoder_channels must be 3 positive widths"):
+        build_model("PPLiteSeg", "resnet18", decoder_channels=(64, 32))
 
 
 def test_paper_details():

@@ -15,6 +15,7 @@ from .duc_hdc import DeepLabDUCHDC
 from .enet import ENet
 from .fcn import FCN8s
 from .gcn import GCN
+from .ppliteseg import PPLiteSeg
 from .pspnet import PSPNet
 from .segnet import SegNet
 from .unet import UNet
@@ -31,6 +32,7 @@ ARCHITECTURES: dict[str, tuple[Callable[..., SegmentationModel], tuple[str | Non
     "UperNet": (UperNet, RESNETS, "resnet101"),
     "ENet": (ENet, (None,), None),
     "DeepLab_DUC_HDC": (DeepLabDUCHDC, RESNETS, "resnet101"),
+    "PPLiteSeg": (PPLiteSeg, ("resnet18", "resnet34", "mobilenetv2"), "resnet18"),
 }
 
 ALIASES: dict[str, str] = {
@@ -42,6 +44,7 @@ ALIASES: dict[str, str] = {
     "gcn": "GCN", "upernet": "UperNet", "enet": "ENet",
     "duc_hdc": "DeepLab_DUC_HDC", "duc-hdc": "DeepLab_DUC_HDC", "duchdc": "DeepLab_DUC_HDC",
     "deeplab_duc_hdc": "DeepLab_DUC_HDC",
+    "ppliteseg": "PPLiteSeg", "pp-liteseg": "PPLiteSeg", "pp_liteseg": "PPLiteSeg",
 }
 
 

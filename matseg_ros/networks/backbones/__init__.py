@@ -6,6 +6,7 @@ from typing import Callable
 
 from torch import nn
 
+from .mobilenet import MobileNetV2
 from .resnet import ResNet
 from .vgg import VGG
 from .xception import Xception
@@ -30,6 +31,7 @@ def _vgg(batch_norm: bool) -> Callable[[int], nn.Module]:
 ENCODERS: dict[str, Callable[[int], nn.Module]] = {
     **{name: _resnet(int(name[len("resnet"):])) for name in RESNETS},
     "xception": Xception,
+    "mobilenetv2": MobileNetV2,
     "vgg16": _vgg(False),
     "vgg16_bn": _vgg(True),
 }
@@ -41,4 +43,4 @@ def get_encoder(name: str, output_stride: int = 32) -> nn.Module:
     return ENCODERS[name](output_stride)
 
 
-__all__ = ["ENCODERS", "RESNETS", "ResNet", "VGG", "Xception", "get_encoder"]
+__all__ = ["ENCODERS", "RESNETS", "MobileNetV2", "ResNet", "VGG", "Xception", "get_encoder"]
