@@ -64,6 +64,39 @@ def median_ms(function, repeats: int, warmups: int = 3, sync=lambda: None) -> fl
     return statistics.median(times)
 
 
+def interleaved_median_ms(functions: dict, repeats: int, warmups: int = 2) -> dict[str, float]:
+    """Median wall time in ms of each function, the functions called in turn (round robin) so
+    that a load that changes during the run weighs on all of them alike."""
+    for function in functions.values():
+        for _ in range(warmups):
+            function()
+    times: dict[str, list[float]] = {name: [] for name in functions}
+    for _ in range(repeats):
+        for name, function in functions.items():
+            start = time.perf_counter()
+            function()
+            times[name].append((time.perf_counter() - start) * 1000)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def block_median_ms(functions: dict, repeats: int, pause_s: float = 1.0) -> dict[str, float]:
+    """Median wall time in ms of each function timed in a block of its own, after a pause, the
+    blocks run forward then backward (half the repeats each). For configurations that leave
+    work behind a call, such as ONNX Runtime pool threads spinning, which would slow whichever
+    function runs next if they were interleaved."""
+    times: dict[str, list[float]] = {name: [] for name in functions}
+    for order in (list(functions), list(reversed(functions))):
+        for name in order:
+            time.sleep(pause_s)
+            function = functions[name]
+            function()  # warm-up
+            for _ in range(max(1, repeats // 2)):
+                start = time.perf_counter()
+                function()
+                times[name].append((time.perf_counter() - start) * 1000)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
 def emit(lines: list[str], output: str | os.PathLike | None) -> None:
     """Print the report and, when asked, write it atomically to `output`."""
     table = "\n".join(lines) + "\n"

@@ -4,7 +4,7 @@
                                [--repeats 30] [--output docs/benchmarks/engine_cpu.md]
 
 Graphs, one ONNX Runtime CPU session each, built with the engine's own session options
-(`onnx_engine.session_options`: pool threads do not spin), all given the same random input
+(`ort_providers.session_options`: pool threads do not spin), all given the same random input
 at each size; the median of --repeats runs after three warm-ups is reported:
 - the bare network (`logits` only);
 - the ids/confidence nodes the engine appends (`onnx_engine.add_postprocessing`: ArgMax,
@@ -30,7 +30,8 @@ sys.path.insert(0, str(ROOT))
 from matseg_ros.runtime.engine import normalize  # noqa: E402
 from matseg_ros.runtime.modelmeta import INPUT_NAME, OUTPUT_NAME  # noqa: E402
 from matseg_ros.runtime.onnx_engine import (CONFIDENCE_NAME, IDS_NAME, add_postprocessing,  # noqa: E402
-                                            rewrite_prelu, session_options)
+                                            rewrite_prelu)
+from matseg_ros.runtime.ort_providers import session_options  # noqa: E402
 
 from _report import emit, machine_lines, median_ms  # noqa: E402
 

@@ -12,9 +12,13 @@ plain dict entries. The keys:
 | `matseg.input_size`  | JSON `[height, width]`                   | size the network is fed (frames resized)   |
 | `matseg.architecture`| e.g. `"DeepLab"`                          | `build_model` name                          |
 | `matseg.backbone`    | e.g. `"resnet18"` or `""`                | `build_model` backbone                      |
+| `matseg.precision`   | `"fp32"` (when absent), `"fp16"`, `"int8"` | what the graph computes in                |
+| `matseg.calibration` | JSON `{"data", "split", "count", ...}`   | int8 only: the images it was calibrated on |
 
 Tensors: input `input`, float32 N×3×H×W RGB normalised as above; output `logits`,
-float32 N×C×H×W (C = number of classes). Height and width are dynamic axes.
+float32 N×C×H×W (C = number of classes). N, height and width are dynamic axes (fp16
+files take and give float16). An int8 file (`matseg export --int8`) keeps float32 input
+and output around a QDQ graph and must say how it was calibrated.
 """
 from __future__ import annotations
 
@@ -30,10 +34,31 @@ INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+PRECISIONS = ("fp32", "fp16", "int8")
+CALIBRATION_KEYS = ("data", "split", "count")  # what `matseg.calibration` must name at least
 
 
 class ModelMetadataError(ValueError):
     """A model file without usable matseg metadata; the message names the file and key."""
+
+
+def parse_calibration(text: str | None, precision: str, source: str) -> dict[str, Any]:
+    """The `matseg.calibration` object; an int8 file without one was not made by
+    `matseg export --int8` and cannot say what its ranges were measured on."""
+    key = PREFIX + "calibration"
+    if text is None:
+        if precision == "int8":
+            raise ModelMetadataError(f"{source}: int8 model lacks '{key}'; make it with "
+                                     "`matseg export --int8 --calibrate-data DIR`")
+        return {}
+    try:
+        calibration = json.loads(text)
+    except ValueError:
+        calibration = None
+    if not isinstance(calibration, dict) or not set(CALIBRATION_KEYS) <= set(calibration):
+        raise ModelMetadataError(f"{source}: '{key}' must be a JSON object with "
+                                 f"{', '.join(CALIBRATION_KEYS)}, got {text!r}")
+    return calibration
 
 
 @dataclass(frozen=True)
@@ -44,6 +69,8 @@ class ModelMetadata:
     input_size: tuple[int, int] = (480, 640)
     architecture: str = ""
     backbone: str = ""
+    precision: str = "fp32"
+    calibration: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, str] = field(default_factory=dict)
 
     def to_props(self) -> dict[str, str]:
@@ -56,7 +83,10 @@ class ModelMetadata:
             "input_size": json.dumps(list(self.input_size)),
             "architecture": self.architecture,
             "backbone": self.backbone,
+            "precision": self.precision,
         }
+        if self.calibration:
+            props["calibration"] = json.dumps(self.calibration, sort_keys=True)
         props.update(self.extra)
         return {PREFIX + k: v for k, v in props.items()}
 
@@ -100,12 +130,19 @@ class ModelMetadata:
             raise ModelMetadataError(
                 f"{source}: '{PREFIX}input_size' must be a JSON [height, width] of positive "
                 f"integers, got {get('input_size')!r}") from None
-        known = {"format", "classes", "mean", "std", "input_size", "architecture", "backbone"}
+        precision = props.get(PREFIX + "precision", "fp32")
+        if precision not in PRECISIONS:
+            raise ModelMetadataError(f"{source}: '{PREFIX}precision' must be one of "
+                                     f"{', '.join(PRECISIONS)}, got {precision!r}")
+        calibration = parse_calibration(props.get(PREFIX + "calibration"), precision, source)
+        known = {"format", "classes", "mean", "std", "input_size", "architecture", "backbone",
+                 "precision", "calibration"}
         extra = {k[len(PREFIX):]: v for k, v in props.items()
                  if k.startswith(PREFIX) and k[len(PREFIX):] not in known}
         return cls(classes=classes, mean=triple("mean"), std=triple("std"),
                    input_size=(height, width), architecture=props.get(PREFIX + "architecture", ""),
-                   backbone=props.get(PREFIX + "backbone", ""), extra=extra)
+                   backbone=props.get(PREFIX + "backbone", ""), precision=precision,
+                   calibration=calibration, extra=extra)
 
     def to_checkpoint_entries(self) -> dict[str, Any]:
         """The same facts as plain checkpoint entries (weights_only-loadable types)."""

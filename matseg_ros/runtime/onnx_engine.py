@@ -2,68 +2,31 @@
 
 At load time the graph gets a few extra nodes after `logits` (ArgMax for the ids, the
 winning softmax probability for the confidence) so both come out of ONNX Runtime directly:
-on a GPU only two small H×W arrays cross to the host, on a CPU the reduction runs in ORT's
-threads. On the CPU provider each PRelu is also rewritten as Relu/Mul/Add (`rewrite_prelu`).
+on a GPU only two small H×W arrays cross to the host (IO binding: the input is uploaded into
+one device buffer, the outputs stay on the device until copied), on a CPU the reduction runs
+in ORT's threads. On the CPU provider each PRelu is also rewritten as Relu/Mul/Add
+(`rewrite_prelu`). int8 models (`matseg export --int8`) run on the CPU provider only.
 """
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import numpy as np
 
 from ..materials import MaterialMap
-from .engine import EngineError, preprocess, restore_size
+from .engine import EngineError, int8_command, preprocess_batch, restore_size
 from .modelmeta import INPUT_NAME, OUTPUT_NAME, ModelMetadata, ModelMetadataError
+from .ort_providers import (CUDA_DEVICE_ID, GPU_PROVIDERS, PROVIDERS, cached_engines, gpu_name,
+                            requested_providers, session_options, tensorrt_cache_dir,
+                            tensorrt_missing, tensorrt_options)
+from .rendering import colorize
 
 log = logging.getLogger(__name__)
 
-PROVIDERS = {"tensorrt": "TensorrtExecutionProvider", "cuda": "CUDAExecutionProvider",
-             "cpu": "CPUExecutionProvider"}
-GPU_PROVIDERS = {"TensorrtExecutionProvider", "CUDAExecutionProvider"}
 IDS_NAME, CONFIDENCE_NAME = "matseg_ids", "matseg_confidence"
 AXIS1_NAME = "matseg_axis1"
-
-
-# where an NVIDIA GPU driver shows itself: desktop/server Linux, WSL2 (GPU paravirtualisation),
-# Jetson (L4T: integrated GPU, no /dev/nvidia0)
-NVIDIA_DRIVER_FILES = ("/proc/driver/nvidia/version", "/dev/nvidia0", "/dev/dxg",
-                       "/etc/nv_tegra_release", "/dev/nvhost-ctrl-gpu")
-
-
-def nvidia_driver_present() -> bool:
-    """True where an NVIDIA driver is present. onnxruntime-gpu lists the CUDA provider
-    everywhere and logs library-load errors where it cannot start, so `device=auto` asks
-    for CUDA only where a driver exists (and the session then says what really runs)."""
-    return any(Path(name).exists() for name in NVIDIA_DRIVER_FILES)
-
-
-def requested_providers(device: str, providers: tuple[str, ...] | None) -> list[str]:
-    if providers:
-        unknown = [p for p in providers if p not in PROVIDERS]
-        if unknown:
-            raise EngineError(f"unknown provider(s) {unknown}; expected names from {list(PROVIDERS)}")
-        names = list(providers)
-    else:
-        auto = ["cuda", "cpu"] if nvidia_driver_present() else ["cpu"]
-        names = {"auto": auto, "cuda": ["cuda", "cpu"], "cpu": ["cpu"]}[device]
-    return [PROVIDERS[n] for n in names]
-
-
-def session_options(threads: int = 0):
-    """The engine's ONNX Runtime session options (0 threads: ORT's default pool size)."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3
-    # ORT's pool threads spin after each run by default; on a robot computer they then take
-    # CPU from the ROS threads and the camera driver. Off: node throughput / bare 0.75 ->
-    # 0.83-0.85, added latency p50 5.2 -> 2.3-3.1 ms on 2 cores (docs/benchmarks/node.md)
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    if threads:
-        options.intra_op_num_threads = threads
-    return options
 
 
 def reduce_node(op: str, data: str, output: str, axes_input: bool, **attrs):
@@ -144,12 +107,59 @@ def add_postprocessing(model) -> None:
     ])
 
 
+def check_int8(path: Path, meta: ModelMetadata, precision: str, device: str,
+               require_gpu: bool) -> bool:
+    """Whether the file is an int8 model, refusing the combinations that would silently run
+    another precision or another device than asked."""
+    is_int8 = meta.precision == "int8"
+    if precision == "int8" and not is_int8:
+        raise EngineError(f"{path}: precision int8 asked but this model is {meta.precision}, without "
+                          f"int8 calibration; make one with `{int8_command(path)}`")
+    if is_int8 and precision in ("fp32", "fp16"):
+        raise EngineError(f"{path}: an int8 model (calibrated on {meta.calibration.get('data')}) "
+                          f"cannot run in {precision}; open the {precision} model instead")
+    if is_int8 and (device == "cuda" or require_gpu):
+        raise EngineError(f"{path}: int8 models run on ONNX Runtime's CPU provider only; for a GPU "
+                          "use the fp32 model (fp16 on TensorRT/torch), or device cpu")
+    return is_int8
+
+
+class TensorrtBuild:
+    """The TensorRT provider's options and engine cache for one session, and the log lines
+    saying whether an engine is being built (minutes) or loaded from the cache (seconds)."""
+
+    def __init__(self, model_name: str, serialized: bytes, input_size: tuple[int, int], fp16: bool,
+                 cache_enable: bool, cache_path: str | Path):
+        self.model_name, self.input_size, self.cache_enable = model_name, input_size, cache_enable
+        self.cache_dir = tensorrt_cache_dir(cache_path, serialized, model_name, input_size, fp16,
+                                            gpu_name())
+        self.options = tensorrt_options(input_size, fp16, cache_enable, self.cache_dir)
+        if cache_enable:
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+        self.cached = cached_engines(self.cache_dir) if cache_enable else set()
+        self.started = time.monotonic()
+        if not self.cached:
+            log.info("TensorRT: building an engine for %s (%d×%d, %s); this takes minutes%s",
+                     model_name, *input_size, "fp16" if fp16 else "fp32",
+                     f", then it is cached in {self.cache_dir}" if cache_enable else " (cache off)")
+
+    def report(self) -> None:
+        """After the first run, which is when TensorRT has built (or loaded) its engine."""
+        seconds = time.monotonic() - self.started
+        if self.cached and cached_engines(self.cache_dir) == self.cached:
+            log.info("TensorRT engine for %s loaded from %s in %.1f s", self.model_name,
+                     self.cache_dir, seconds)
+        else:
+            log.info("TensorRT engine for %s built in %.1f s", self.model_name, seconds)
+
+
 class OnnxEngine:
     backend = "onnxruntime"
 
     def __init__(self, model_path: str | Path, device: str = "auto", precision: str = "auto",
                  require_gpu: bool = False, providers: tuple[str, ...] | None = None,
-                 threads: int = 0):
+                 threads: int = 0, spinning: bool = False, trt_engine_cache_enable: bool = True,
+                 trt_engine_cache_path: str | Path = ""):
         import onnx
         import onnxruntime as ort
 
@@ -167,15 +177,24 @@ class OnnxEngine:
             add_postprocessing(model)
         except ModelMetadataError as exc:
             raise EngineError(str(exc)) from None
+        is_int8 = check_int8(path, self.metadata, precision, device, require_gpu)
 
-        wanted = requested_providers(device, providers)
+        wanted = [PROVIDERS["cpu"]] if is_int8 else requested_providers(device, providers)
         available = set(ort.get_available_providers())
-        chosen = [p for p in wanted if p in available] or ["CPUExecutionProvider"]
-        if chosen[0] == "CPUExecutionProvider":
+        chosen: list = [p for p in wanted if p in available] or [PROVIDERS["cpu"]]
+        if chosen[0] == PROVIDERS["cpu"]:
             rewrite_prelu(model)
-        options = session_options(threads)
+        fp16_input = model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT16
+        trt_fp16 = fp16_input or precision in ("auto", "fp16")
+        serialized = model.SerializeToString()
+        trt = None
+        if chosen[0] == PROVIDERS["tensorrt"]:
+            trt = TensorrtBuild(path.name, serialized, self.metadata.input_size, trt_fp16,
+                                trt_engine_cache_enable, trt_engine_cache_path)
+            chosen[0] = (chosen[0], trt.options)
         try:
-            self.session = ort.InferenceSession(model.SerializeToString(), options, providers=chosen)
+            self.session = ort.InferenceSession(serialized, session_options(threads, spinning),
+                                                providers=chosen)
         except Exception as exc:  # ORT raises its own Fail/InvalidGraph types
             raise EngineError(f"{path}: ONNX Runtime cannot load the model: {exc}") from None
         self.providers = list(self.session.get_providers())
@@ -185,18 +204,59 @@ class OnnxEngine:
                               f"{self.providers} (requested {wanted})")
         if not on_gpu and any(p in GPU_PROVIDERS for p in wanted) and device == "cuda":
             log.warning("CUDA requested but not usable; ONNX Runtime falls back to %s", self.providers)
+        on_trt = self.providers[0] == PROVIDERS["tensorrt"]
+        if PROVIDERS["tensorrt"] in wanted and not on_trt:
+            log.warning("TensorRT provider not in use (%s); running on %s",
+                        tensorrt_missing() or "it failed to start", self.providers)
         self.device = "cuda" if on_gpu else "cpu"
-        input_type = self.session.get_inputs()[0].type
-        self._dtype = np.float16 if "float16" in input_type else np.float32
-        self.precision = "fp16" if self._dtype == np.float16 else "fp32"
+        self._dtype = np.float16 if fp16_input else np.float32
+        self.precision = "int8" if is_int8 else "fp16" if fp16_input or (on_trt and trt_fp16) else "fp32"
         if precision == "fp16" and self.precision != "fp16":
-            log.warning("%s: precision fp16 needs a model exported with --fp16; running fp32", path)
+            log.warning("%s: precision fp16 needs a model exported with --fp16 (or TensorRT); "
+                        "running fp32", path)
+        self._binding = self.session.io_binding() if on_gpu else None
+        self._input = None  # the device buffer IO binding feeds, made at the first batch's shape
+        if self._binding is not None:
+            for name in (IDS_NAME, CONFIDENCE_NAME):
+                self._binding.bind_output(name, "cuda", CUDA_DEVICE_ID)
+        if trt is not None and on_trt:
+            height, width = self.metadata.input_size
+            self.predict(np.zeros((height, width, 3), np.uint8))
+            trt.report()
 
     @property
     def classes(self) -> MaterialMap:
         return self.metadata.classes
 
+    def _infer(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """N×3×h×w input -> ids and confidence, N×h×w each, as numpy arrays."""
+        if self._binding is None:
+            ids, confidence = self.session.run([IDS_NAME, CONFIDENCE_NAME], {INPUT_NAME: x})
+            return ids, confidence
+        import onnxruntime as ort
+
+        if self._input is None or self._input.shape() != list(x.shape):
+            self._input = ort.OrtValue.ortvalue_from_numpy(x, "cuda", CUDA_DEVICE_ID)
+            self._binding.bind_ortvalue_input(INPUT_NAME, self._input)
+        else:
+            self._input.update_inplace(x)
+        self.session.run_with_iobinding(self._binding)
+        ids, confidence = self._binding.copy_outputs_to_cpu()
+        return ids, confidence
+
     def predict(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        x = preprocess(rgb, self.metadata).astype(self._dtype, copy=False)
-        ids, confidence = self.session.run([IDS_NAME, CONFIDENCE_NAME], {INPUT_NAME: x})
-        return restore_size(ids[0], confidence[0], rgb.shape)
+        return self.predict_batch([rgb])[0]
+
+    def predict_batch(self, frames: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Frames of any sizes in one run of the graph (its batch axis is dynamic)."""
+        if not frames:
+            return []
+        x = preprocess_batch(frames, self.metadata).astype(self._dtype, copy=False)
+        ids, confidence = self._infer(x)
+        return [restore_size(ids[i], confidence[i], rgb.shape) for i, rgb in enumerate(frames)]
+
+    def predict_rendered(self, rgb: np.ndarray,
+                         lut: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`predict` and the palette image `lut[ids]` (rendered on the CPU)."""
+        ids, confidence = self.predict(rgb)
+        return ids, confidence, colorize(ids, lut)

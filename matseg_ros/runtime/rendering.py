@@ -28,6 +28,12 @@ def _check_ids(ids: np.ndarray) -> None:
                          f"{getattr(ids, 'shape', type(ids))} {getattr(ids, 'dtype', '')}")
 
 
+def check_lut(lut: np.ndarray) -> None:
+    if not isinstance(lut, np.ndarray) or lut.shape != (256, 3) or lut.dtype != np.uint8:
+        raise ValueError(f"lut must be a (256, 3) uint8 table (MaterialMap.palette_lut()), "
+                         f"got {getattr(lut, 'shape', type(lut))} {getattr(lut, 'dtype', '')}")
+
+
 def colorize(ids: np.ndarray, lut: np.ndarray) -> np.ndarray:
     """H×W×3 uint8 RGB palette image, `lut[ids]`.
 
@@ -36,9 +42,7 @@ def colorize(ids: np.ndarray, lut: np.ndarray) -> np.ndarray:
     """
     _check_ids(ids)
     lut = np.asarray(lut)
-    if lut.shape != (256, 3) or lut.dtype != np.uint8:
-        raise ValueError(f"lut must be a (256, 3) uint8 table (MaterialMap.palette_lut()), "
-                         f"got {lut.shape} {lut.dtype}")
+    check_lut(lut)
     return cv2.merge([cv2.LUT(ids, np.ascontiguousarray(lut[:, c])) for c in range(3)])
 
 

@@ -13,12 +13,18 @@ leaves any earlier file at `--output` untouched.
 `--calibrate-bn DATA_DIR` first re-estimates the BatchNorm statistics on whole training images
 at the export input size (`bn_calibration`): for a model deployed at another size than it was
 trained on, or trained on crops.
+
+`--int8 --calibrate-data DATA_DIR` writes a statically quantised int8 model for ONNX Runtime's
+CPU provider instead (`quantize`): from a checkpoint (exported and checked in fp32 first) or
+from an fp32 ONNX file given as `--model`. It prints how often its class ids agree with the
+fp32 model's on images calibration did not see.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -27,20 +33,25 @@ import torch
 from ..fileio import atomic_path
 from ..runtime.checkpoint import (CheckpointError, load_checkpoint, model_from_checkpoint,
                                   save_checkpoint)
-from ..runtime.modelmeta import INPUT_NAME, OUTPUT_NAME, ModelMetadataError
+from ..runtime.modelmeta import INPUT_NAME, OUTPUT_NAME, ModelMetadata, ModelMetadataError
 from .bn_calibration import recalibrate_on_dataset
+from .quantize import AGREEMENT_IMAGES, held_out_ids, id_agreement, quantize_int8
 
 TOLERANCE = {"fp32": 1e-3, "fp16": 5e-2}  # max |ort − torch| / max |torch|
+INT8_AGREEMENT_WARNING = 0.95  # below this share of equal ids, the int8 file deserves a look
 
 
 class ParityError(RuntimeError):
     """The exported ONNX model does not reproduce PyTorch's output."""
+
+
 CHECKPOINT_SUFFIXES = (".pt", ".pth")
 SLIM_KEYS = ("model", "arch_args", "config", "epoch", "metrics")  # plus the metadata entries
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="training checkpoint (.pt/.pth)")
+    parser.add_argument("--model", required=True,
+                        help="training checkpoint (.pt/.pth); with --int8 also an fp32 ONNX model")
     parser.add_argument("--output", required=True,
                         help="ONNX file to write, or a .pt/.pth slim checkpoint (weights and "
                         "metadata only, for eval/infer and fine-tuning)")
@@ -55,6 +66,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "this HRIM2021-layout dataset's train split at the input size")
     parser.add_argument("--calibrate-images", type=int, default=400,
                         help="images for --calibrate-bn (default 400)")
+    parser.add_argument("--int8", action="store_true",
+                        help="write a statically quantised int8 model for ONNX Runtime's CPU provider "
+                        "(needs --calibrate-data)")
+    parser.add_argument("--calibrate-data", metavar="DATA_DIR",
+                        help="HRIM2021-layout dataset whose images calibrate the int8 ranges")
+    parser.add_argument("--calibrate-split", default="train",
+                        help="split of --calibrate-data to calibrate on (default train)")
+    parser.add_argument("--calibrate-count", type=int, default=300,
+                        help="images to calibrate int8 ranges on (default 300)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -82,9 +102,87 @@ def compare(model: torch.nn.Module, path: Path, size: tuple[int, int], fp16: boo
     return diff, diff / max(float(np.abs(expected).max()), 1e-12)
 
 
-def run(args: argparse.Namespace) -> int:
+def option_error(args: argparse.Namespace) -> str | None:
+    """Options that contradict each other, or None."""
+    onnx_model = Path(args.model).suffix.lower() == ".onnx"
+    if args.int8 and not args.calibrate_data:
+        return "--int8 needs --calibrate-data DATA_DIR (images to calibrate the int8 ranges on)"
+    if args.calibrate_data and not args.int8:
+        return "--calibrate-data applies to --int8"
+    if args.int8 and (args.fp16 or Path(args.output).suffix.lower() != ".onnx"):
+        return "--int8 writes an ONNX file (--output *.onnx) and excludes --fp16"
+    if onnx_model and not args.int8:
+        return f"{args.model}: an ONNX --model can only be quantised (--int8); export from a checkpoint"
+    if onnx_model and args.calibrate_bn:
+        return "--calibrate-bn needs a checkpoint as --model, not an ONNX file"
+    return None
+
+
+def export_checked(model: torch.nn.Module, meta: ModelMetadata, path: Path, fp16: bool,
+                   opset: int) -> dict[tuple[int, int], tuple[float, float]]:
+    """Export to `path` and compare ONNX Runtime with PyTorch on two input sizes: the trace
+    size (kept small for a quick CPU check) and one of another aspect (the spatial axes must
+    really be dynamic). Raises ParityError beyond the tolerance."""
     from .onnx_export import export_onnx
 
+    height, width = meta.input_size
+    check = (min(height, 256), min(width, 256))
+    other = (max(32, check[0] - 64), max(32, check[1] - 32))
+    precision = "fp16" if fp16 else "fp32"
+    export_onnx(model, path, example_size=check, opset=opset,
+                metadata=dataclasses.replace(meta, precision=precision).to_props())
+    if fp16:
+        to_fp16(path)
+    diffs = {size: compare(model, path, size, fp16) for size in (check, other)}
+    worst = max(relative for _, relative in diffs.values())
+    if worst > TOLERANCE[precision]:
+        raise ParityError(f"ONNX output differs from PyTorch by {worst:.3g} (relative) > "
+                          f"{TOLERANCE[precision]}")
+    return diffs
+
+
+def print_parity(diffs: dict[tuple[int, int], tuple[float, float]]) -> None:
+    for (h, w), (diff, relative) in diffs.items():
+        print(f"ONNX Runtime vs PyTorch on a {h}×{w} input: max |difference| {diff:.3g} "
+              f"(relative {relative:.3g})")
+
+
+def write_int8(args: argparse.Namespace, fp32: Path, out: Path) -> int:
+    """Quantise the fp32 ONNX file `fp32` into `out` and report the ids' agreement."""
+    try:
+        meta = quantize_int8(fp32, out, args.calibrate_data, args.calibrate_split,
+                             args.calibrate_count, tuple(args.input_size) if args.input_size else None)
+        ids = held_out_ids(args.calibrate_data, args.calibrate_split, args.calibrate_count,
+                           AGREEMENT_IMAGES)
+        shares = id_agreement(fp32, out, args.calibrate_data, ids) if ids else []
+    except ValueError as exc:  # ModelMetadataError, DatasetError, a bad count
+        print(f"matseg export: error: --int8: {exc}", file=sys.stderr)
+        return 2
+    height, width = meta.input_size
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, int8 for ONNX Runtime's CPU provider, "
+          f"{meta.architecture}/{meta.backbone or '-'}, input {height}×{width}; calibrated on "
+          f"{meta.calibration['count']} images of {args.calibrate_data} ({args.calibrate_split}))")
+    if shares:
+        print(f"int8 vs fp32 on {len(shares)} images calibration did not see: same class ids on "
+              f"{np.mean(shares):.2%} of pixels (worst image {min(shares):.2%})")
+        if min(shares) < INT8_AGREEMENT_WARNING:
+            print(f"matseg export: warning: int8 ids differ from fp32 on more than "
+                  f"{1 - INT8_AGREEMENT_WARNING:.0%} of some image's pixels; compare their mIoU "
+                  "(bench/inference.py --data) before deploying it", file=sys.stderr)
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    error = option_error(args)
+    if error:
+        print(f"matseg export: error: {error}", file=sys.stderr)
+        return 2
+    out = Path(args.output)
+    if Path(args.model).suffix.lower() == ".onnx":
+        if not Path(args.model).is_file():
+            print(f"matseg export: error: {args.model}: model file not found", file=sys.stderr)
+            return 2
+        return write_int8(args, Path(args.model), out)
     try:
         ckpt = load_checkpoint(args.model)
         model, meta = model_from_checkpoint(ckpt, args.model)
@@ -94,7 +192,6 @@ def run(args: argparse.Namespace) -> int:
     if args.input_size:
         meta = dataclasses.replace(meta, input_size=tuple(args.input_size))
     height, width = meta.input_size
-    out = Path(args.output)
     if args.calibrate_bn:
         try:
             seen = recalibrate_on_dataset(model, args.calibrate_bn, meta, args.calibrate_images,
@@ -116,28 +213,19 @@ def run(args: argparse.Namespace) -> int:
               f"{meta.backbone or '-'}, {len(meta.classes)} classes, input {height}×{width}; "
               f"no optimizer state)")
         return 0
-    # the trace size (kept small for a quick CPU check) and a second one of another aspect:
-    # the exported graph's spatial axes must really be dynamic
-    check = (min(height, 256), min(width, 256))
-    other = (max(32, check[0] - 64), max(32, check[1] - 32))
-    precision = "fp16" if args.fp16 else "fp32"
     try:
+        if args.int8:  # the fp32 file only lives as long as its quantisation takes
+            with tempfile.TemporaryDirectory(prefix="matseg-export-") as tmp:
+                fp32 = Path(tmp) / f"{out.stem}.fp32.onnx"
+                print_parity(export_checked(model, meta, fp32, False, args.opset))
+                return write_int8(args, fp32, out)
         with atomic_path(out) as tmp:  # an earlier file stays until the new one passes the check
-            export_onnx(model, tmp, example_size=check, opset=args.opset, metadata=meta.to_props())
-            if args.fp16:
-                to_fp16(tmp)
-            diffs = {size: compare(model, tmp, size, args.fp16) for size in (check, other)}
+            diffs = export_checked(model, meta, tmp, args.fp16, args.opset)
             size_mb = tmp.stat().st_size / 1e6
-            worst = max(relative for _, relative in diffs.values())
-            if worst > TOLERANCE[precision]:
-                raise ParityError(f"ONNX output differs from PyTorch by {worst:.3g} (relative) > "
-                                  f"{TOLERANCE[precision]}; {out} not written")
     except ParityError as exc:
-        print(f"matseg export: error: {exc}", file=sys.stderr)
+        print(f"matseg export: error: {exc}; {out} not written", file=sys.stderr)
         return 1
-    print(f"wrote {out} ({size_mb:.1f} MB, {precision}, {meta.architecture}/{meta.backbone or '-'}, "
-          f"{len(meta.classes)} classes, input {height}×{width})")
-    for (h, w), (diff, relative) in diffs.items():
-        print(f"ONNX Runtime vs PyTorch on a {h}×{w} input: max |difference| {diff:.3g} "
-              f"(relative {relative:.3g})")
+    print(f"wrote {out} ({size_mb:.1f} MB, {'fp16' if args.fp16 else 'fp32'}, {meta.architecture}/"
+          f"{meta.backbone or '-'}, {len(meta.classes)} classes, input {height}×{width})")
+    print_parity(diffs)
     return 0
