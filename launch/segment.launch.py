@@ -1,23 +1,42 @@
 """Run the material segmentation node on a camera topic, optionally with RViz.
 
     ros2 launch matseg_ros segment.launch.py image_topic:=/camera/image_raw rviz:=true
+    ros2 launch matseg_ros segment.launch.py use_depth:=true depth_topic:=/camera/depth/image_rect_raw
+    ros2 launch matseg_ros segment.launch.py cameras:="[front, rear]"    # one model, two cameras
+    ros2 launch matseg_ros segment.launch.py lifecycle:=true   # then: ros2 lifecycle set /matseg configure
 
 Arguments left empty (model_path, backend, device) keep the value of params_file.
 Fast DDS gets the package's large-image profile (config/fastdds_shm.xml) unless
 FASTDDS_DEFAULT_PROFILES_FILE is already set; the camera driver needs it too (or
-reliable QoS) for best-effort images larger than ~0.5 MB to arrive.
+reliable QoS) for best-effort images larger than ~0.5 MB to arrive. With rviz:=true the
+launch checks for rviz2 before it starts anything, so a missing rviz2 leaves no node behind.
 """
 import os
+
+import yaml
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node
+from launch_ros.actions import LifecycleNode, Node
+from matseg_ros.ros.launch_checks import is_true, missing_rviz
 
 PACKAGE = "matseg_ros"
 PROFILE_VARIABLE = "FASTDDS_DEFAULT_PROFILES_FILE"
+
+
+class LaunchArgumentError(RuntimeError):
+    """A launch argument that cannot work; launch prints the message as one line."""
+
+
+def _require_rviz(context, *args, **kwargs):
+    """Runs before any node: with rviz:=true and no rviz2, stop here with one line."""
+    problem = missing_rviz(LaunchConfiguration("rviz").perform(context))
+    if problem:
+        raise LaunchArgumentError(problem)
+    return []
 
 
 def _segment_node(context, *args, **kwargs):
@@ -26,15 +45,28 @@ def _segment_node(context, *args, **kwargs):
         return LaunchConfiguration(name).perform(context)
 
     overrides = {name: value(name) for name in ("model_path", "backend", "device") if value(name)}
-    overrides["use_sim_time"] = value("use_sim_time").lower() in ("true", "1", "yes")
-    image_topic = value("image_topic")
-    return [Node(
+    overrides["use_sim_time"] = is_true(value("use_sim_time"))
+    overrides["lifecycle"] = is_true(value("lifecycle"))
+    overrides["use_depth"] = is_true(value("use_depth"))
+    cameras = yaml.safe_load(value("cameras") or "[]") or []
+    if not (isinstance(cameras, list) and all(isinstance(c, str) for c in cameras)):
+        raise LaunchArgumentError(f"cameras:={value('cameras')!r}: expected a list of namespaces, "
+                                  "e.g. cameras:=\"[front, rear]\"")
+    if cameras:
+        overrides["cameras"] = cameras
+        remappings = []  # each camera C reads C/image, C/depth, C/camera_info
+    else:
+        image_topic = value("image_topic")
+        remappings = [("image", image_topic), ("image/compressed", image_topic + "/compressed"),
+                      ("depth", value("depth_topic")), ("camera_info", value("camera_info_topic"))]
+    node_type = LifecycleNode if overrides["lifecycle"] else Node
+    return [node_type(
         package=PACKAGE,
         executable="segment_node",
         name="matseg",
         namespace=value("namespace"),
         parameters=[value("params_file"), overrides],
-        remappings=[("image", image_topic), ("image/compressed", image_topic + "/compressed")],
+        remappings=remappings,
         output="screen",
         emulate_tty=True,
     )]
@@ -59,11 +91,22 @@ def generate_launch_description():
                               description="use /clock (Gazebo, bag playback with --clock)"),
         DeclareLaunchArgument("rviz", default_value="false",
                               description="also start rviz2 with config/rviz/matseg.rviz"),
+        DeclareLaunchArgument("use_depth", default_value="false",
+                              description="subscribe depth and camera_info: material cloud, areas, UV-C guidance"),
+        DeclareLaunchArgument("depth_topic", default_value="/camera/depth/image_raw",
+                              description="depth image registered to the colour image (16UC1 mm or 32FC1 m)"),
+        DeclareLaunchArgument("camera_info_topic", default_value="/camera/camera_info",
+                              description="CameraInfo of the colour camera (intrinsics)"),
+        DeclareLaunchArgument("cameras", default_value="[]",
+                              description="several cameras on one model: namespaces, e.g. \"[front, rear]\""),
+        DeclareLaunchArgument("lifecycle", default_value="false",
+                              description="start segment_node as a managed (lifecycle) node, unconfigured"),
     ]
     if PROFILE_VARIABLE not in os.environ:
         actions.append(SetEnvironmentVariable(PROFILE_VARIABLE,
                                               os.path.join(share, "config", "fastdds_shm.xml")))
     actions += [
+        OpaqueFunction(function=_require_rviz),
         OpaqueFunction(function=_segment_node),
         Node(
             package="rviz2",

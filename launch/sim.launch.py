@@ -10,17 +10,22 @@ gazebo_worlds/models is appended); the world's textures are relative to the worl
 segment_node reads /camera/image_raw with use_sim_time; sim_evaluator pairs its
 /matseg/raw_segmentation_mask with the segmentation camera's /segmentation/labels_map.
 Fast DDS gets config/fastdds_shm.xml unless FASTDDS_DEFAULT_PROFILES_FILE is set.
+Other packages' files (ros_gz_sim) are found at launch time, so `--show-args` and
+`--print` work where they are not installed; rviz:=true without rviz2 stops before
+anything starts.
 """
 import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
 from launch.actions import (AppendEnvironmentVariable, DeclareLaunchArgument, IncludeLaunchDescription,
-                            SetEnvironmentVariable)
+                            OpaqueFunction, SetEnvironmentVariable)
 from launch.conditions import IfCondition
 from launch.launch_description_sources import PythonLaunchDescriptionSource
-from launch.substitutions import LaunchConfiguration
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
+from launch_ros.substitutions import FindPackageShare
+from matseg_ros.ros.launch_checks import missing_rviz
 
 PACKAGE = "matseg_ros"
 PROFILE_VARIABLE = "FASTDDS_DEFAULT_PROFILES_FILE"
@@ -29,6 +34,17 @@ RESOURCE_VARIABLE = "GZ_SIM_RESOURCE_PATH"
 IMAGE_TOPIC = "/camera/image_raw"
 LABELS_TOPIC = "/segmentation/labels_map"
 PREDICTION_TOPIC = "/matseg/raw_segmentation_mask"
+
+
+class LaunchArgumentError(RuntimeError):
+    """A launch argument that cannot work; launch prints the message as one line."""
+
+
+def _require_rviz(context, *args, **kwargs):
+    problem = missing_rviz(LaunchConfiguration("rviz").perform(context))
+    if problem:
+        raise LaunchArgumentError(problem)
+    return []
 
 
 def generate_launch_description():
@@ -58,9 +74,10 @@ def generate_launch_description():
     if PROFILE_VARIABLE not in os.environ:
         actions.append(SetEnvironmentVariable(PROFILE_VARIABLE, os.path.join(share, "config", "fastdds_shm.xml")))
 
-    gz_launch = os.path.join(get_package_share_directory("ros_gz_sim"), "launch", "gz_sim.launch.py")
+    gz_launch = PathJoinSubstitution([FindPackageShare("ros_gz_sim"), "launch", "gz_sim.launch.py"])
     segment_launch = os.path.join(share, "launch", "segment.launch.py")
     actions += [
+        OpaqueFunction(function=_require_rviz),
         IncludeLaunchDescription(
             PythonLaunchDescriptionSource(gz_launch),
             launch_arguments={"gz_args": [config("gz_args"), " ", config("world")],

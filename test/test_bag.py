@@ -44,8 +44,8 @@ def test_bag_command_adds_masks_with_identical_stamps(tmp_path, tiny_onnx_model,
     for topic, t, _, msg in after:
         if topic.startswith("/matseg/"):
             added.setdefault(topic, []).append((t, msg))
-    assert sorted(added) == ["/matseg/classes", "/matseg/colored_segmentation_mask", "/matseg/materials",
-                             "/matseg/overlay", "/matseg/raw_segmentation_mask"]
+    assert sorted(added) == ["/matseg/classes", "/matseg/colored_segmentation_mask", "/matseg/confidence",
+                             "/matseg/materials", "/matseg/overlay", "/matseg/raw_segmentation_mask"]
     assert json.loads(added["/matseg/classes"][0][1].data)["classes"] == pipeline.materials.entries()
     for i, rgb in enumerate(frames):
         expected = pipeline.run(rgb)
@@ -57,6 +57,10 @@ def test_bag_command_adds_masks_with_identical_stamps(tmp_path, tiny_onnx_model,
         ov_t, ov = added["/matseg/overlay"][i]
         assert ov_t == t
         np.testing.assert_array_equal(np.asarray(ov.data).reshape(48, 64, 3), expected.overlay)
+        conf_t, conf = added["/matseg/confidence"][i]
+        assert conf_t == t and conf.encoding == "mono8"
+        np.testing.assert_array_equal(np.asarray(conf.data).reshape(48, 64),
+                                      np.round(expected.confidence * 255).astype(np.uint8))
         mat_t, mat = added["/matseg/materials"][i]
         assert mat_t == t
         assert json.loads(mat.data) == json.loads(json.dumps(

@@ -41,26 +41,62 @@ def test_launch_arguments_and_defaults():
         args[name] = ast.literal_eval(default) if isinstance(default, ast.Constant) else default
         assert _kw(call, "description") is not None, f"argument {name} has no description"
     assert set(args) == {"image_topic", "params_file", "model_path", "backend", "device", "namespace",
-                         "use_sim_time", "rviz"}
+                         "use_sim_time", "rviz", "use_depth", "depth_topic", "camera_info_topic",
+                         "cameras", "lifecycle"}
     assert args["image_topic"] == "/camera/image_raw"
     assert args["rviz"] == "false" and args["use_sim_time"] == "false"
     params_default = ast.unparse(args["params_file"])  # os.path.join(share, "config", "segment.yaml")
     assert "'config'" in params_default and "'segment.yaml'" in params_default
-    for name in ("image_topic", "params_file", "model_path", "backend", "device", "namespace",
-                 "use_sim_time", "rviz"):  # every argument is used
+    assert args["lifecycle"] == "false" and args["use_depth"] == "false" and args["cameras"] == "[]"
+    for name in args:  # every argument is used
         assert LAUNCH.read_text().count(f'"{name}"') >= 2, f"launch argument {name} is never used"
+
+
+def test_rviz_is_checked_before_anything_starts_and_other_packages_resolve_at_launch_time():
+    """A missing rviz2 stops the launch before segment_node starts (no orphan); sim.launch.py
+    finds ros_gz_sim with a substitution, so --show-args works where it is not installed."""
+    from matseg_ros.ros.launch_checks import missing_rviz
+    for path in (LAUNCH, ROOT / "launch" / "sim.launch.py"):
+        source = path.read_text()
+        tree = ast.parse(source)
+        functions = [ast.unparse(_kw(c, "function")) for c in _calls(tree, "OpaqueFunction")]
+        assert functions[0] == "_require_rviz", (path.name, functions)
+        first_check = source.index("OpaqueFunction(function=_require_rviz)")
+        starts = [source.index(m) for m in ("OpaqueFunction(function=_segment_node)", "IncludeLaunchDescription(")
+                  if m in source[source.index("actions += ["):]]
+        assert all(first_check < s for s in starts), path.name
+        shares = [ast.unparse(c.args[0]) for c in _calls(tree, "get_package_share_directory")]
+        assert shares == ["PACKAGE"], (path.name, shares)  # only our own package at description time
+    assert "FindPackageShare('ros_gz_sim')" in ast.unparse(ast.parse((ROOT / "launch" / "sim.launch.py").read_text()))
+    assert missing_rviz("false", which=lambda name: None) is None
+    assert missing_rviz("true", which=lambda name: "/opt/ros/bin/rviz2") is None
+    message = missing_rviz("True", which=lambda name: None)
+    assert "rviz2 is not installed" in message and "nothing was started" in message and "\n" not in message
+
+
+def test_lifecycle_and_several_cameras_reach_the_node():
+    source = LAUNCH.read_text()
+    tree = ast.parse(source)
+    assert "node_type = LifecycleNode if overrides['lifecycle'] else Node" in ast.unparse(tree)
+    for key in ("lifecycle", "use_depth", "cameras"):
+        assert f'overrides["{key}"]' in source
+    from matseg_ros.ros import node_params
+    assert {"lifecycle", "use_depth", "cameras"} <= set(node_params.PARAMETERS)
 
 
 def test_launch_nodes_exist_and_remap_the_image_topic():
     tree = ast.parse(LAUNCH.read_text())
-    nodes = {ast.literal_eval(_kw(c, "executable")): c for c in _calls(tree, "Node")}
+    nodes = {ast.literal_eval(_kw(c, "executable")): c for c in _calls(tree, "Node") + _calls(tree, "node_type")}
     assert set(nodes) == {"segment_node", "rviz2"}
     seg = nodes["segment_node"]
     assert ast.unparse(_kw(seg, "package")) == "PACKAGE" and 'PACKAGE = "matseg_ros"' in LAUNCH.read_text()
     assert ast.literal_eval(_kw(seg, "name")) == "matseg"
     assert "segment_node" in _console_scripts()
-    remaps = ast.unparse(_kw(seg, "remappings"))
+    remaps = ast.unparse(next(n for n in ast.walk(tree) if isinstance(n, ast.Assign)
+                              and ast.unparse(n.targets[0]) == "remappings" and isinstance(n.value, ast.List)
+                              and n.value.elts))
     assert "('image', image_topic)" in remaps and "('image/compressed'" in remaps
+    assert "('depth', value('depth_topic'))" in remaps and "('camera_info', value('camera_info_topic'))" in remaps
     rviz = nodes["rviz2"]
     assert "IfCondition(LaunchConfiguration('rviz'))" == ast.unparse(_kw(rviz, "condition"))
     assert "'rviz', 'matseg.rviz'" in ast.unparse(_kw(rviz, "arguments"))
@@ -112,3 +148,33 @@ def test_fastdds_profile_has_a_16mb_shm_segment_and_udp():
     used = {t.text for t in participant.iterfind(".//f:userTransports/f:transport_id", ns)}
     assert used == set(transports)
     assert participant.find(".//f:useBuiltinTransports", ns).text == "false"
+
+
+# The parameters semantic_segmentation_layer declares (its onInitialize, 2026 sources).
+NAV2_SOURCE_KEYS = {"segmentation_topic", "confidence_topic", "labels_topic", "pointcloud_topic",
+                    "observation_persistence", "expected_update_rate", "class_types", "max_obstacle_distance",
+                    "min_obstacle_distance", "tile_map_decay_time", "visualize_tile_map", "use_cost_selection"}
+NAV2_CLASS_KEYS = {"classes", "base_cost", "max_cost", "mark_confidence", "samples_to_max_cost",
+                   "dominant_priority"}
+
+
+def test_nav2_semantic_layer_example_matches_the_layer_and_the_node():
+    from matseg_ros.materials import load_materials
+    from matseg_ros.ros.segment_node import NODE_NAME, TOPICS
+    doc = yaml.safe_load((ROOT / "config" / "nav2_semantic_layer.yaml").read_text())
+    layer = doc["local_costmap"]["local_costmap"]["ros__parameters"]["semantic_segmentation_layer"]
+    assert layer["plugin"] == "semantic_segmentation_layer::SemanticSegmentationLayer"
+    source = layer[layer["observation_sources"]]
+    assert set(source) - set(source["class_types"]) == NAV2_SOURCE_KEYS
+    node = f"/{NODE_NAME}/"
+    assert source["segmentation_topic"] == node + TOPICS["raw"].removeprefix("~/")
+    assert source["confidence_topic"] == node + TOPICS["confidence"].removeprefix("~/")
+    assert source["pointcloud_topic"] == node + TOPICS["cloud"].removeprefix("~/")
+    assert source["labels_topic"] == node + "label_info"
+    names = set(load_materials().names) - {"background"}
+    used = []
+    for kind in source["class_types"]:
+        assert set(source[kind]) == NAV2_CLASS_KEYS, kind
+        assert 0 <= source[kind]["base_cost"] <= source[kind]["max_cost"] <= 254
+        used += source[kind]["classes"]
+    assert sorted(used) == sorted(names)  # every material once

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from matseg_ros.runtime.latest import LatestSlot
+from matseg_ros.runtime.latest import LatestSlots
 from matseg_ros.runtime.runstats import LatencyWindow, RateMeter, WarningThrottle
 
 
@@ -21,23 +21,44 @@ class FakeClock:
 
 
 def test_latest_slot_keeps_only_the_newest_and_counts_overwrites():
-    slot: LatestSlot[int] = LatestSlot()
+    slot: LatestSlots[int] = LatestSlots()
     assert slot.take(timeout=0.01) is None
     for i in range(5):
         slot.put(i)
-    assert slot.take(timeout=0) == 4
-    assert (slot.put_count, slot.dropped) == (5, 4)
+    assert slot.take(timeout=0) == ("", 4)
+    assert (slot.put_count[""], slot.dropped[""]) == (5, 4)
     assert slot.take(timeout=0.01) is None
+    with pytest.raises(KeyError, match="unknown key 'rear'"):
+        slot.put(1, "rear")
+
+
+def test_latest_slots_serve_cameras_round_robin_newest_first():
+    slots: LatestSlots[int] = LatestSlots(["a", "b", "c"])
+    for i in range(3):
+        slots.put(i, "a")
+    slots.put(10, "b")
+    slots.put(20, "c")
+    assert [slots.take(0) for _ in range(3)] == [("a", 2), ("b", 10), ("c", 20)]
+    slots.put(3, "a")
+    slots.put(21, "c")
+    assert slots.take(0) == ("a", 3)  # the turn after c is a's again
+    slots.put(4, "a")
+    assert slots.take(0) == ("c", 21)  # b has nothing: c, then a
+    assert slots.take(0) == ("a", 4)
+    assert slots.dropped == {"a": 2, "b": 0, "c": 0} and slots.taken == {"a": 3, "b": 1, "c": 2}
+    slots.put(5, "a")
+    slots.put(11, "b")
+    assert slots.take_all(0) == [("a", 5), ("b", 11)] and slots.take(0.01) is None
 
 
 def test_latest_slot_wakes_a_waiting_consumer_and_close_releases_it():
-    slot: LatestSlot[str] = LatestSlot()
+    slot: LatestSlots[str] = LatestSlots()
     got = []
     consumer = threading.Thread(target=lambda: got.append(slot.take(timeout=5)))
     consumer.start()
     slot.put("frame")
     consumer.join(2)
-    assert got == ["frame"]
+    assert got == [("", "frame")]
     waiting = threading.Thread(target=lambda: got.append(slot.take(timeout=30)))
     waiting.start()
     slot.close()

@@ -124,7 +124,7 @@ def test_a_slow_model_processes_only_the_newest_frame_with_bounded_latency(harne
     node = harness.add(SegmentNode(engine=slow, node_name="newest", context=harness.context,
                                    cli_args=["--ros-args", "-r", "image:=/newest_in"]))
     collector = harness.add(OutputCollector("/newest", outputs=("raw",), name="nc", context=harness.context))
-    assert node._sub.topic_name == "/newest_in"
+    assert node.channels[""].image_topic == "/newest_in"
     n_frames = 60
     replay = start_node("camera_replay", "matseg_ros.ros.camera_replay",
                         {"source": tmp_path, "rate_hz": 30.0, "loop": True, "max_frames": n_frames,
@@ -174,3 +174,6 @@ def test_camera_replay_passes_bag_images_through_with_recorded_stamps(harness, t
         assert got[i].header.frame_id == "replayed" and got[i].encoding == "rgb8"
         np.testing.assert_array_equal(np.frombuffer(bytes(got[i].data), np.uint8).reshape(30, 40, 3), rgb)
     assert len(got[3].data) == 5  # passed through unchanged: judging frames is the node's job
+    log = (tmp_path / "replay.log").read_text()  # it says what it publishes, where, how fast, and how many
+    assert "on /replayed/image_raw and /camera/camera_info at 20 Hz (rgb8 for decoded frames, reliable)" in log, log
+    assert "source exhausted: published 4 frames on /replayed/image_raw" in log, log

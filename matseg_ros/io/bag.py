@@ -2,7 +2,7 @@
 
 The new bag holds every original topic unchanged plus the node's outputs
 (`<namespace>/raw_segmentation_mask`, `colored_segmentation_mask`, `overlay`,
-`materials`, and `classes` once), each message with the source image's header and
+`materials`, `confidence` (mono8), and `classes` once), each message with the source image's header and
 recording time — exactly what `segment_node` would have published live.
 """
 from __future__ import annotations
@@ -19,12 +19,14 @@ from typing import Any
 import numpy as np
 
 from ..runtime.encodings import ImageDecodeError, numpy_to_image
-from ..runtime.pipeline import (COLORED, MATERIALS, OUTPUTS, OVERLAY, RAW, FramePipeline, decode_frame,
+from ..runtime.engine import PRECISIONS
+from ..runtime.pipeline import (COLORED, CONFIDENCE, MATERIALS, OVERLAY, RAW, FramePipeline, decode_frame,
                                 materials_document, resolve_materials)
 from .framesource import SourceError, bag_image_topics, choose_topic, open_bag_reader
 
 SUBTOPICS = {RAW: "raw_segmentation_mask", COLORED: "colored_segmentation_mask",
-             OVERLAY: "overlay", MATERIALS: "materials"}
+             OVERLAY: "overlay", MATERIALS: "materials", CONFIDENCE: "confidence"}
+OUTPUTS = tuple(SUBTOPICS)  # the node's outputs that need no depth image
 IMAGE_TYPE, STRING_TYPE = "sensor_msgs/msg/Image", "std_msgs/msg/String"
 
 
@@ -36,7 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help="model file (default: the shipped models/default.onnx)")
     parser.add_argument("--backend", default="auto", choices=("auto", "onnxruntime", "torch"))
     parser.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"))
-    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16"))
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS,
+                        help="int8: the model's int8 sibling <stem>.int8.onnx (matseg export --int8)")
     parser.add_argument("--materials-file", default=None, help="class map to render with (default: the model's)")
     parser.add_argument("--namespace", default="/matseg", help="prefix of the added topics (default /matseg)")
     parser.add_argument("--outputs", default=",".join(OUTPUTS),
@@ -73,7 +76,7 @@ class _BagOutputs:
 
     def write(self, result: Any, header: Any, timestamp: int, rgb_shape: tuple[int, ...]) -> None:
         for name, array, encoding in ((RAW, result.ids, "mono8"), (COLORED, result.colored, "rgb8"),
-                                      (OVERLAY, result.overlay, "rgb8")):
+                                      (OVERLAY, result.overlay, "rgb8"), (CONFIDENCE, result.confidence_image, "mono8")):
             if name in self.connections:
                 f = numpy_to_image(array, encoding, SimpleNamespace())
                 msg = self.Image(header=header, height=f.height, width=f.width, encoding=f.encoding,

@@ -9,7 +9,8 @@ stamp order) and is dropped and counted as unpaired.
 """
 from __future__ import annotations
 
-from collections import OrderedDict
+import threading
+from collections import OrderedDict, deque
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
@@ -82,3 +83,41 @@ class StampPairer(Generic[T]):
             for old in [s for s in items if s < stamp - self.tolerance_ns]:
                 del items[old]
                 self.unpaired[side] += 1
+
+
+class NearestStamp(Generic[T]):
+    """The last `size` items of a stream (a depth camera), for the item nearest in stamp to
+    another stream's frame (its colour image). Thread-safe: a callback adds, a worker asks,
+    waiting up to `wait_s` for a partner that is due but has not arrived yet."""
+
+    def __init__(self, size: int = 10) -> None:
+        if size < 1:
+            raise ValueError(f"size must be >= 1, got {size}")
+        self._items: deque[tuple[int, T]] = deque(maxlen=size)
+        self._cond = threading.Condition()
+        self.received = 0
+
+    def add(self, stamp: int, item: T) -> None:
+        with self._cond:
+            self._items.append((stamp, item))
+            self.received += 1
+            self._cond.notify_all()
+
+    def nearest(self, stamp: int, tolerance_ns: int, wait_s: float = 0.0) -> T | None:
+        """The item whose stamp is nearest `stamp` within `tolerance_ns`, or None. While
+        nothing matches and no item newer than `stamp` has come, wait up to `wait_s`."""
+        def best() -> tuple[int, T] | None:
+            close = [(abs(s - stamp), i) for i, (s, _) in enumerate(self._items) if abs(s - stamp) <= tolerance_ns]
+            return self._items[min(close)[1]] if close else None
+
+        def settled() -> bool:
+            return best() is not None or any(s > stamp + tolerance_ns for s, _ in self._items)
+
+        with self._cond:
+            self._cond.wait_for(settled, wait_s)
+            found = best()
+            return None if found is None else found[1]
+
+    def newest_stamp(self) -> int | None:
+        with self._cond:
+            return self._items[-1][0] if self._items else None

@@ -24,6 +24,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from ..io.framesource import Frame, SourceError, iter_frames
 from ..runtime.encodings import ImageDecodeError, numpy_to_image
 from ..runtime.pipeline import decode_frame
+from .node_params import declare_error
 from .runner import run_node
 
 SETTLE_S = 0.5  # after wait_for_subscribers is reached, for their side of discovery to finish
@@ -58,7 +59,7 @@ class CameraReplay(Node):
                 p[name] = self.declare_parameter(
                     name, default, ParameterDescriptor(description=text, read_only=True)).value
             except Exception as exc:  # rclpy's InvalidParameter(Value|Type)Exception
-                raise StartupError(f"parameter {name}: {exc}") from exc
+                raise StartupError(declare_error(name, exc)) from exc
         self.p = p
         if not p["source"]:
             raise StartupError("set the source parameter: -p source:=FOLDER|VIDEO|BAG")
@@ -85,6 +86,14 @@ class CameraReplay(Node):
         self._wait_started = time.monotonic()
         self._seen_all: float | None = None
         self._timer = self.create_timer(1.0 / p["rate_hz"], self._tick)
+        waiting = p["wait_for_subscribers"]
+        self.get_logger().info(
+            f"publishing {p['source']}{' (' + p['topic'] + ')' if p['topic'] else ''} on "
+            f"{self.image_pub.topic_name} and {self.info_pub.topic_name} at {p['rate_hz']:g} Hz "
+            f"({p['encoding']} for decoded frames, {p['qos_reliability']}"
+            f"{', looping' if p['loop'] else ''}"
+            f"{', at most ' + str(p['max_frames']) + ' frames' if p['max_frames'] else ''})"
+            + (f"; first waiting for {waiting} subscriber(s)" if waiting > 0 else ""))
 
     def _open(self) -> Iterator[Frame]:
         while True:
@@ -156,14 +165,19 @@ class CameraReplay(Node):
 def _replay(node: CameraReplay) -> None:
     while rclpy.ok() and not node.done:
         rclpy.spin_once(node, timeout_sec=0.1)
-    node.get_logger().info(f"published {node.published} frames")
     end = time.monotonic() + 0.5  # let the last samples leave before the process does
     while rclpy.ok() and time.monotonic() < end:
         rclpy.spin_once(node, timeout_sec=0.05)
 
 
+def _report(node: CameraReplay) -> None:
+    """Runs at the end of the source and on Ctrl-C alike."""
+    how = "source exhausted" if node.done else "stopped"
+    node.get_logger().info(f"{how}: published {node.published} frames on {node.image_pub.topic_name}")
+
+
 def main(args: list[str] | None = None) -> int:
-    return run_node("camera_replay", CameraReplay, (StartupError,), args, spin=_replay)
+    return run_node("camera_replay", CameraReplay, (StartupError,), args, spin=_replay, on_exit=_report)
 
 
 if __name__ == "__main__":

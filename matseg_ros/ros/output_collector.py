@@ -18,8 +18,8 @@ from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityP
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
-IMAGE_OUTPUTS = {"raw": "raw_segmentation_mask", "colored": "colored_segmentation_mask",
-                 "overlay": "overlay"}
+from .camera import OUTPUT_NAMES, OUTPUT_TYPES
+
 RELIABLE = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=50, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -30,8 +30,9 @@ def stamp_key(header: Any) -> tuple[int, int]:
 
 
 class OutputCollector(Node):
-    """Collects `<node>/{raw_segmentation_mask,colored_segmentation_mask,overlay,materials,classes}`
-    and /diagnostics of one segment_node; `outputs` chooses which image/JSON topics."""
+    """Collects `<node>/{raw_segmentation_mask,...,materials,confidence,material_cloud}`, its
+    classes and /diagnostics of one segment_node; `outputs` chooses which topics (keys of
+    camera.OUTPUT_NAMES); `node` is its output namespace (`/C/matseg` for a camera C)."""
 
     def __init__(self, node: str = "/matseg", outputs: Iterable[str] = ("raw", "colored", "overlay", "materials"),
                  camera_topic: str | None = None, name: str = "matseg_output_collector",
@@ -51,7 +52,7 @@ class OutputCollector(Node):
             if out == "materials":
                 sub = self.create_subscription(String, f"{node}/materials", self._keep_materials, RELIABLE)
             else:
-                sub = self.create_subscription(Image, f"{node}/{IMAGE_OUTPUTS[out]}",
+                sub = self.create_subscription(OUTPUT_TYPES.get(out, Image), f"{node}/{OUTPUT_NAMES[out]}",
                                                lambda msg, out=out: self._keep(out, stamp_key(msg.header), msg),
                                                RELIABLE)
             self._output_subs.append(sub)
