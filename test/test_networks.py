@@ -334,3 +334,27 @@ def test_state_dict_round_trip_rebuilds_the_same_model(tmp_path):
     x = torch.randn(1, 3, 40, 56)
     with torch.no_grad():
         torch.testing.assert_close(again.eval()(x), model(x))
+
+
+def test_enet_context_starts_as_the_plain_network_and_loads_its_weights():
+    """The image-level prior's last conv starts at zero: a plain ENet's weights give the same
+    logits in the context model; loading them needs allow_new (fine-tuning), and only the
+    prior may be missing."""
+    from matseg_ros.runtime.checkpoint import CheckpointError, load_weights
+    torch.manual_seed(0)
+    plain = build_model("ENet", num_classes=9).eval()
+    ctx = build_model("ENet", num_classes=9, context=True).eval()
+    assert load_weights(ctx, plain.state_dict(), "plain.pt", "ENet", allow_new=True) == [
+        "decoder.prior.0.weight", "decoder.prior.0.bias", "decoder.prior.2.weight", "decoder.prior.2.bias"]
+    x = torch.randn(2, 3, 72, 100)
+    with torch.no_grad():
+        assert torch.equal(plain(x), ctx(x))
+    with pytest.raises(CheckpointError, match="plain.pt: weights do not fit ENet"):
+        load_weights(ctx, plain.state_dict(), "plain.pt", "ENet")
+    trimmed = {k: v for k, v in plain.state_dict().items() if not k.startswith("decoder.stage5")}
+    with pytest.raises(CheckpointError):  # only function-preserving parameters may be missing
+        load_weights(ctx, trimmed, "plain.pt", "ENet", allow_new=True)
+    # the prior is one logit offset per class, the same at every pixel
+    with torch.no_grad():
+        ctx.decoder.prior[2].bias.copy_(torch.arange(9, dtype=torch.float32))
+        assert torch.allclose(ctx(x) - plain(x), torch.arange(9.0).view(1, 9, 1, 1).expand(2, 9, 72, 100))

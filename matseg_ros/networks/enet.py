@@ -2,7 +2,10 @@
 encoder's max-pooling indices.
 
 Initial block, bottleneck stages 1–3 (regular, dilated 2–16, asymmetric 5×1/1×5) with
-PReLU and spatial dropout, and the decoder stages 4–5."""
+PReLU and spatial dropout, and the decoder stages 4–5. Option `context`: an image-level
+prior (global pooling of the encoder → two 1×1 convs → one logit offset per class, added
+at every pixel), the scene context of ParseNet/EncNet that decides what a whole object is
+made of; its last conv starts at zero, so a plain ENet's weights load into it unchanged."""
 from __future__ import annotations
 
 import torch
@@ -119,21 +122,46 @@ class ENetEncoder(nn.Module):
 
 
 class ENetDecoder(nn.Module):
-    def __init__(self) -> None:
+    def __init__(self, num_classes: int, context: bool = False, hidden: int = 64) -> None:
         super().__init__()
         self.up4 = UpsamplingBottleneck(128, 64, 0.1)
         self.stage4 = nn.Sequential(Bottleneck(64, prelu=False), Bottleneck(64, prelu=False))
         self.up5 = UpsamplingBottleneck(64, 16, 0.1)
         self.stage5 = Bottleneck(16, prelu=False)
         self.out_channels = 16
+        self.prior = None
+        if context:  # the image-level logit offset; its last conv starts at zero
+            self.prior = nn.Sequential(nn.Conv2d(128, hidden, 1), nn.ReLU(inplace=True),
+                                       nn.Conv2d(hidden, num_classes, 1))
+            nn.init.zeros_(self.prior[2].weight)
+            nn.init.zeros_(self.prior[2].bias)
 
-    def forward(self, features) -> torch.Tensor:
+    def forward(self, features) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         x, [(idx1, x1), (idx2, x2)] = features
+        offset = self.prior(x.mean(dim=(2, 3), keepdim=True)) if self.prior is not None else None
         x = self.stage4(self.up4(x, idx2, x2))
-        return self.stage5(self.up5(x, idx1, x1))
+        x = self.stage5(self.up5(x, idx1, x1))
+        return x if offset is None else (x, offset)
+
+
+class ENetHead(nn.ConvTranspose2d):
+    """The full-resolution classifier (a 3×3/2 transposed conv); with context it adds the
+    decoder's per-class offset at every pixel."""
+
+    def __init__(self, num_classes: int) -> None:
+        super().__init__(16, num_classes, 3, stride=2, padding=1, output_padding=1)
+
+    def forward(self, inputs: torch.Tensor | tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        if isinstance(inputs, tuple):
+            x, offset = inputs
+            return super().forward(x) + offset
+        return super().forward(inputs)
 
 
 class ENet(SegmentationModel):
-    def __init__(self, num_classes: int, backbone: None = None) -> None:
-        head = nn.ConvTranspose2d(16, num_classes, 3, stride=2, padding=1, output_padding=1)
-        super().__init__(ENetEncoder(), ENetDecoder(), head, input_divisor=8, pretrained_encoder=False)
+    # parameters a plain ENet checkpoint lacks, which start at values that change nothing
+    function_preserving = ("decoder.prior.",)
+
+    def __init__(self, num_classes: int, backbone: None = None, context: bool = False) -> None:
+        super().__init__(ENetEncoder(), ENetDecoder(num_classes, context), ENetHead(num_classes),
+                         input_divisor=8, pretrained_encoder=False)

@@ -59,13 +59,25 @@ def strip_module_prefix(state_dict: Mapping[str, Any]) -> dict[str, Any]:
     return {(k[len("module."):] if k.startswith("module.") else k): v for k, v in state_dict.items()}
 
 
-def load_weights(model, state_dict: Mapping[str, Any], source: str, label: str) -> None:
-    """Load a state dict strictly (DDP prefixes stripped); a mismatch names the file and `label`."""
+def load_weights(model, state_dict: Mapping[str, Any], source: str, label: str,
+                 allow_new: bool = False) -> list[str]:
+    """Load a state dict strictly (DDP prefixes stripped); a mismatch names the file and `label`.
+
+    `allow_new` (fine-tuning): parameters the file lacks may stay as built when the model
+    declares them function-preserving (`function_preserving` name prefixes, e.g. a context
+    branch that starts at zero), so a plain model's weights start the extended one unchanged.
+    Returns the names left as built."""
+    state = strip_module_prefix(state_dict)
+    prefixes = tuple(getattr(model, "function_preserving", ())) if allow_new else ()
+    new = [k for k in model.state_dict() if k not in state and prefixes and k.startswith(prefixes)]
     try:
-        model.load_state_dict(strip_module_prefix(state_dict), strict=True)
+        if new:
+            state = {**{k: v for k, v in model.state_dict().items() if k in new}, **state}
+        model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         raise CheckpointError(f"{source}: weights do not fit {label}: "
                               f"{str(exc).splitlines()[0]}") from exc
+    return new
 
 
 def model_from_checkpoint(ckpt: Mapping[str, Any], source: str = "<checkpoint>"):

@@ -188,7 +188,10 @@ def train(cfg: dict[str, Any], args: argparse.Namespace, ckpt: dict[str, Any] | 
         load_weights(model, ckpt["model"], args.resume, label)
         init = ckpt.get("init_weights")
     elif init_state is not None:
-        load_weights(model, init_state, init, label)
+        new = load_weights(model, init_state, init, label, allow_new=True)
+        if new and info.is_main:
+            log.info("initial weights: %d parameter tensors %s are not in %s and start at values "
+                     "that leave its output unchanged", len(new), sorted({k.rsplit(".", 2)[0] for k in new}), init)
     model.to(device)
     if info.enabled:
         if cfg["use_synch_bn"]:
