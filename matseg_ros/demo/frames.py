@@ -1,8 +1,9 @@
 """The demo's sample sequence, made at run time and the same on every run.
 
-A slow camera pan across real photographs (scikit-image's bundled samples) and, where
-the data tools are installed, across synthetic material scenes — so the demo needs no
-download and no dataset.
+A slow camera pan across real photographs (scikit-image's bundled samples, and a few
+photographs of the shared real sets where a developer's checkout has them beside it) and,
+where the data tools are installed, across synthetic material scenes — so the demo needs
+no download and no dataset.
 """
 from __future__ import annotations
 
@@ -16,6 +17,11 @@ from ..fileio import atomic_path
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
 SCENE_SEED = 7
+# Photographs of ../shared/realdata (a developer checkout's sibling; absent on a robot), read
+# in place, from the training splits the shipped model's card describes.
+REALDATA = Path(__file__).resolve().parents[3] / "shared" / "realdata"
+SHARED_PHOTOS = ("trashnet/images/glass/glass11.jpg", "trashnet/images/metal/metal10.jpg",
+                 "trashnet/images/plastic/plastic10.jpg", "smdra/images/image_00000010.jpg")
 
 
 def _photos() -> list[np.ndarray]:
@@ -23,7 +29,12 @@ def _photos() -> list[np.ndarray]:
         import skimage.data as samples
     except ImportError:  # scikit-image is a test/demo dependency, not a runtime one
         return []
-    return [getattr(samples, name)() for name in PHOTOS]
+    photos = [getattr(samples, name)() for name in PHOTOS]
+    for relative in SHARED_PHOTOS:
+        bgr = cv2.imread(str(REALDATA / relative)) if (REALDATA / relative).is_file() else None
+        if bgr is not None:
+            photos.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    return photos
 
 
 def _scenes(size: tuple[int, int], count: int) -> list[np.ndarray]:

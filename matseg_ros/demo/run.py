@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help="model file (default: the shipped models/default.onnx)")
     parser.add_argument("--images", type=Path, default=None,
                         help="replay this image folder instead of the built-in sample sequence")
-    parser.add_argument("--frames", type=int, default=24, help="frames of the sample sequence (default 24)")
+    parser.add_argument("--frames", type=int, default=30, help="frames of the sample sequence (default 30)")
     parser.add_argument("--size", default="480x640", help="HxW of the sample sequence (default 480x640)")
     parser.add_argument("--rate", type=float, default=5.0, help="replay rate in Hz (default 5)")
     parser.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"))
