@@ -21,22 +21,10 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironment
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import LifecycleNode, Node
-from matseg_ros.ros.launch_checks import is_true, missing_rviz
+from matseg_ros.ros.launch_checks import LaunchArgumentError, is_true, require_rviz
 
 PACKAGE = "matseg_ros"
 PROFILE_VARIABLE = "FASTDDS_DEFAULT_PROFILES_FILE"
-
-
-class LaunchArgumentError(RuntimeError):
-    """A launch argument that cannot work; launch prints the message as one line."""
-
-
-def _require_rviz(context, *args, **kwargs):
-    """Runs before any node: with rviz:=true and no rviz2, stop here with one line."""
-    problem = missing_rviz(LaunchConfiguration("rviz").perform(context))
-    if problem:
-        raise LaunchArgumentError(problem)
-    return []
 
 
 def _segment_node(context, *args, **kwargs):
@@ -106,7 +94,7 @@ def generate_launch_description():
         actions.append(SetEnvironmentVariable(PROFILE_VARIABLE,
                                               os.path.join(share, "config", "fastdds_shm.xml")))
     actions += [
-        OpaqueFunction(function=_require_rviz),
+        OpaqueFunction(function=require_rviz),
         OpaqueFunction(function=_segment_node),
         Node(
             package="rviz2",

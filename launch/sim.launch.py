@@ -25,7 +25,7 @@ from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
-from matseg_ros.ros.launch_checks import missing_rviz
+from matseg_ros.ros.launch_checks import require_rviz
 
 PACKAGE = "matseg_ros"
 PROFILE_VARIABLE = "FASTDDS_DEFAULT_PROFILES_FILE"
@@ -34,17 +34,6 @@ RESOURCE_VARIABLE = "GZ_SIM_RESOURCE_PATH"
 IMAGE_TOPIC = "/camera/image_raw"
 LABELS_TOPIC = "/segmentation/labels_map"
 PREDICTION_TOPIC = "/matseg/raw_segmentation_mask"
-
-
-class LaunchArgumentError(RuntimeError):
-    """A launch argument that cannot work; launch prints the message as one line."""
-
-
-def _require_rviz(context, *args, **kwargs):
-    problem = missing_rviz(LaunchConfiguration("rviz").perform(context))
-    if problem:
-        raise LaunchArgumentError(problem)
-    return []
 
 
 def generate_launch_description():
@@ -77,7 +66,7 @@ def generate_launch_description():
     gz_launch = PathJoinSubstitution([FindPackageShare("ros_gz_sim"), "launch", "gz_sim.launch.py"])
     segment_launch = os.path.join(share, "launch", "segment.launch.py")
     actions += [
-        OpaqueFunction(function=_require_rviz),
+        OpaqueFunction(function=require_rviz),
         IncludeLaunchDescription(
             PythonLaunchDescriptionSource(gz_launch),
             launch_arguments={"gz_args": [config("gz_args"), " ", config("world")],

@@ -6,6 +6,7 @@ import ast
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,13 +56,15 @@ def test_launch_arguments_and_defaults():
 def test_rviz_is_checked_before_anything_starts_and_other_packages_resolve_at_launch_time():
     """A missing rviz2 stops the launch before segment_node starts (no orphan); sim.launch.py
     finds ros_gz_sim with a substitution, so --show-args works where it is not installed."""
-    from matseg_ros.ros.launch_checks import missing_rviz
+    from types import SimpleNamespace
+
+    from matseg_ros.ros.launch_checks import LaunchArgumentError, missing_rviz, require_rviz
     for path in (LAUNCH, ROOT / "launch" / "sim.launch.py"):
         source = path.read_text()
         tree = ast.parse(source)
         functions = [ast.unparse(_kw(c, "function")) for c in _calls(tree, "OpaqueFunction")]
-        assert functions[0] == "_require_rviz", (path.name, functions)
-        first_check = source.index("OpaqueFunction(function=_require_rviz)")
+        assert functions[0] == "require_rviz", (path.name, functions)
+        first_check = source.index("OpaqueFunction(function=require_rviz)")
         starts = [source.index(m) for m in ("OpaqueFunction(function=_segment_node)", "IncludeLaunchDescription(")
                   if m in source[source.index("actions += ["):]]
         assert all(first_check < s for s in starts), path.name
@@ -72,6 +75,11 @@ def test_rviz_is_checked_before_anything_starts_and_other_packages_resolve_at_la
     assert missing_rviz("true", which=lambda name: "/opt/ros/bin/rviz2") is None
     message = missing_rviz("True", which=lambda name: None)
     assert "rviz2 is not installed" in message and "nothing was started" in message and "\n" not in message
+    # the launch action itself, on a LaunchContext's launch_configurations
+    assert require_rviz(SimpleNamespace(launch_configurations={"rviz": "false"})) == []
+    if missing_rviz("true") is not None:  # this machine has no rviz2 (CI): the launch stops
+        with pytest.raises(LaunchArgumentError, match="rviz2 is not installed"):
+            require_rviz(SimpleNamespace(launch_configurations={"rviz": "true"}))
 
 
 def test_lifecycle_and_several_cameras_reach_the_node():

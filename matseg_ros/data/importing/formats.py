@@ -219,20 +219,26 @@ def _labelme_shape(shape: Any, obj: str, width: int, height: int) -> Shape | Non
     raise AnnotationError(f"{obj}: unsupported LabelMe shape_type {kind!r} with {len(points)} points")
 
 
-def read_labelme(annotations: Path, images: Path | None = None,
-                 problems: Problems | None = None) -> list[ImageEntry]:
-    """A folder of LabelMe JSON files (one per image; `imagePath` relative to the JSON)."""
+def _per_file(annotations: Path, pattern: str, what: str, parse, problems: Problems | None) -> list[ImageEntry]:
+    """One entry per annotation file of a folder (or the one file given); a bad file is
+    raised, or with `problems.skip` listed and skipped."""
     problems = problems or Problems()
-    files = sorted(annotations.glob("*.json")) if annotations.is_dir() else [annotations]
+    files = sorted(annotations.glob(pattern)) if annotations.is_dir() else [annotations]
     if not files:
-        raise AnnotationError(f"{_display(annotations)}: no LabelMe .json files found")
+        raise AnnotationError(f"{_display(annotations)}: no {what} files found")
     entries = []
     for path in files:
         try:
-            entries.append(_labelme_file(path, images))
+            entries.append(parse(path))
         except AnnotationError as exc:
             problems(exc)
     return entries
+
+
+def read_labelme(annotations: Path, images: Path | None = None,
+                 problems: Problems | None = None) -> list[ImageEntry]:
+    """A folder of LabelMe JSON files (one per image; `imagePath` relative to the JSON)."""
+    return _per_file(annotations, "*.json", "LabelMe .json", lambda path: _labelme_file(path, images), problems)
 
 
 def _labelme_file(path: Path, images: Path | None) -> ImageEntry:
@@ -265,17 +271,7 @@ def _find_image(images: Path, folder: str | None, filename: str) -> Path:
 
 def read_voc(annotations: Path, images: Path, problems: Problems | None = None) -> list[ImageEntry]:
     """Pascal VOC XML files with `object/bndbox` boxes (1-based inclusive pixel corners)."""
-    problems = problems or Problems()
-    files = sorted(annotations.glob("*.xml")) if annotations.is_dir() else [annotations]
-    if not files:
-        raise AnnotationError(f"{_display(annotations)}: no VOC .xml files found")
-    entries = []
-    for path in files:
-        try:
-            entries.append(_voc_file(path, images))
-        except AnnotationError as exc:
-            problems(exc)
-    return entries
+    return _per_file(annotations, "*.xml", "VOC .xml", lambda path: _voc_file(path, images), problems)
 
 
 def _voc_file(path: Path, images: Path) -> ImageEntry:
