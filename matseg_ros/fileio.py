@@ -1,4 +1,4 @@
-"""Atomic file writes and safe file names: a crash never leaves a half-written file."""
+"""Atomic file writes, safe file names and YAML reads whose errors name the file."""
 from __future__ import annotations
 
 import contextlib
@@ -46,6 +46,19 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def read_yaml(path: Path, what: str, error: type[Exception]):
+    """The document in a YAML file; `error("<path>: cannot read <what>: ...")` when it cannot be
+    read and `error("<path>: not valid YAML: ...")` when it does not parse."""
+    import yaml
+
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise error(f"{path}: cannot read {what}: {exc.strerror or exc}") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise error(f"{path}: not valid YAML: {exc}") from None
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")

@@ -13,6 +13,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from .fileio import read_yaml
+
 IGNORE_INDEX = 255
 
 
@@ -149,18 +151,11 @@ class MaterialMap:
 
 def load_materials(path: str | Path | None = None) -> MaterialMap:
     """Read a materials YAML file (default: the package's config/materials.yaml)."""
-    import yaml
-
     if path is None:
         from .paths import default_materials_path
         path = default_materials_path()
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise MaterialsError(f"{path}: cannot read materials file: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise MaterialsError(f"{path}: not valid YAML: {exc}") from exc
+    data = read_yaml(path, "materials file", MaterialsError)
     if not isinstance(data, Mapping) or "classes" not in data:
         raise MaterialsError(f"{path}: expected a mapping with a 'classes' list")
     ignore = data.get("ignore_index", IGNORE_INDEX)

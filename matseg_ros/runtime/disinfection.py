@@ -13,6 +13,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ..fileio import read_yaml
 from ..paths import share_path
 from .depth import Intrinsics, area_vectors, check_class_ids
 
@@ -114,16 +115,8 @@ def parse_disinfection(data: Any, source: str = "<disinfection config>") -> Disi
 
 def load_disinfection(path: str | Path | None = None) -> DisinfectionConfig:
     """Read and validate a disinfection YAML file (default: the package's config/disinfection.yaml)."""
-    import yaml
-
     path = Path(path) if path is not None else default_disinfection_path()
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise DisinfectionConfigError(f"{path}: cannot read disinfection file: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise DisinfectionConfigError(f"{path}: not valid YAML: {exc}") from exc
-    return parse_disinfection(data, str(path))
+    return parse_disinfection(read_yaml(path, "disinfection file", DisinfectionConfigError), str(path))
 
 
 def surface_normals(points: np.ndarray, intr: Intrinsics, stride: int = 1,

@@ -13,8 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterable
 
-import yaml
-
+from ...fileio import read_yaml
 from ...materials import IGNORE_INDEX, MaterialMap
 
 IGNORE = "ignore"
@@ -26,12 +25,7 @@ class MappingError(ValueError):
 
 def load_mapping(path: Path, materials: MaterialMap) -> tuple[dict[str, int], dict[str, Any]]:
     """(category -> class id or IGNORE_INDEX, extra top-level keys such as source/licence)."""
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise MappingError(f"{path}: mapping file not found") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise MappingError(f"{path}: not valid YAML: {exc}") from None
+    doc = read_yaml(path, "mapping file", MappingError)
     extra: dict[str, Any] = {}
     if isinstance(doc, dict) and isinstance(doc.get("mapping"), dict):
         extra = {k: v for k, v in doc.items() if k != "mapping"}
