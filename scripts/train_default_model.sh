@@ -43,6 +43,6 @@ STAGE2=$(run_dir saved/default)
 
 # The checkpoint chosen on the validation splits (models/README.md says which epoch), as a
 # slim checkpoint and as ONNX at the node's input size.
-matseg export --model "$STAGE2/${CHECKPOINT:-best.pt}" --output models/default.pt --input-size 432 576
+matseg export --model "$STAGE2/${CHECKPOINT:-last.pt}" --output models/default.pt --input-size 432 576
 matseg export --model models/default.pt --output models/default.onnx --input-size 432 576
 echo "models/default.pt and models/default.onnx written; evaluate them with the commands of models/README.md"

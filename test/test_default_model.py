@@ -42,8 +42,8 @@ def test_checkpoint_is_the_same_network_as_the_onnx_model(engine):
 
 
 def test_segments_unseen_synthetic_rooms_far_above_chance(engine, materials):
-    """Scenes from a seed and texture bank the model never saw (training used seeds 1 to 11,
-    its BatchNorm calibration seed 12)."""
+    """Scenes from a seed and texture bank the model never saw (its training used banks of
+    seeds 1 to 14)."""
     matrix = ConfusionMatrix(materials.num_classes)
     bank = TextureBank(4242, variants=4)
     truths = []
@@ -55,8 +55,31 @@ def test_segments_unseen_synthetic_rooms_far_above_chance(engine, materials):
     majority = np.bincount(np.concatenate(truths).ravel()).max() / sum(t.size for t in truths)
     print(f"pixel accuracy {scores['pixel_accuracy']:.3f} (majority class {majority:.3f}), "
           f"mIoU {scores['mIoU']:.3f}")
-    # the shipped model scores 0.940 and 0.811 here (its weights at 384×512, before their
-    # BatchNorm statistics were re-estimated at 432×576, 0.940 / 0.812; its predecessors
-    # 0.935 / 0.799, 0.934 / 0.798, 0.932 / 0.791, 0.926 / 0.773, 0.913 / 0.748, 0.905 / 0.738,
-    # 0.852 / 0.660, 0.826 / 0.619, 0.749 / 0.510 and 0.631 / 0.388)
+    # the shipped model scores 0.916 / 0.740 here; the synthetic-only ENet before it 0.940 /
+    # 0.811 (it gave up some synthetic skill to learn real photographs: models/README.md)
     assert scores["pixel_accuracy"] > majority + 0.5 and scores["mIoU"] > 0.73
+
+
+REAL = Path(__file__).resolve().parents[2] / "shared" / "realdata"
+
+
+@pytest.mark.skipif(not (REAL / "smdra" / "annotations.json").is_file(),
+                    reason="the shared real photographs (../shared/realdata) are not beside this checkout")
+def test_segments_real_photographs_of_smdra_validation_split(engine, materials, tmp_path):
+    """Real photographs the model never trained on (SMDRA's val split as the model card's import
+    makes it; the test split stays untouched), scored against the authors' polygons."""
+    from matseg_ros.data.importing.command import import_dataset
+    from matseg_ros.io import dataset_layout as layout
+    from matseg_ros.io.masks import read_mask
+
+    data = tmp_path / "smdra"
+    import_dataset("coco", REAL / "smdra" / "annotations.json", REAL / "smdra" / "images",
+                   MODELS.parent / "config" / "import" / "smdra.yaml", data, materials)
+    matrix = ConfusionMatrix(materials.num_classes)
+    for image_id in layout.read_split(data, "val"):
+        target, _ = read_mask(layout.mask_path(data, image_id), materials)
+        matrix.update(engine.predict(layout.read_rgb(layout.find_image(data, image_id)))[0], target)
+    scores = matrix.compute()
+    print(f"SMDRA val: mIoU {scores['mIoU']:.3f}, pixel accuracy {scores['pixel_accuracy']:.3f}")
+    # the shipped model: 0.941 (19 photos); the synthetic-only ENet before it: 0.20 on the set
+    assert scores["mIoU"] > 0.5
