@@ -49,8 +49,8 @@ def chosen_devices(names: list[str]) -> list[torch.device]:
     return [torch.device(name) for name in names if name == "cpu" or torch.cuda.is_available()]
 
 
-def median_ms(function, repeats: int, warmups: int = 3, sync=lambda: None) -> float:
-    """Median wall time of `function()` in ms over `repeats` calls, after `warmups` calls;
+def samples_ms(function, repeats: int, warmups: int = 3, sync=lambda: None) -> list[float]:
+    """Wall times of `function()` in ms over `repeats` calls, after `warmups` calls;
     `sync` (e.g. torch.cuda.synchronize) runs after each call, inside the timed span."""
     for _ in range(warmups):
         function()
@@ -61,7 +61,12 @@ def median_ms(function, repeats: int, warmups: int = 3, sync=lambda: None) -> fl
         function()
         sync()
         times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+    return times
+
+
+def median_ms(function, repeats: int, warmups: int = 3, sync=lambda: None) -> float:
+    """Median of `samples_ms`."""
+    return statistics.median(samples_ms(function, repeats, warmups, sync))
 
 
 def interleaved_median_ms(functions: dict, repeats: int, warmups: int = 2) -> dict[str, float]:

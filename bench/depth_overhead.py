@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Callable
 
@@ -26,7 +25,7 @@ from matseg_ros.runtime.depth import Intrinsics, depth_to_metres  # noqa: E402
 from matseg_ros.runtime.disinfection import load_disinfection  # noqa: E402
 from matseg_ros.runtime.pipeline import OUTPUTS, DepthFrame, FramePipeline  # noqa: E402
 
-from _report import emit, machine_lines  # noqa: E402
+from _report import emit, machine_lines, samples_ms  # noqa: E402
 
 GOAL_MS = 5.0
 STRIDES = (1, 2, 4)
@@ -59,14 +58,8 @@ def scene(seed: int = 5) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray
 
 def percentiles_ms(function: Callable[[], object], runs: int) -> tuple[float, float]:
     """(p50, p95) wall time of `function()` in ms over `runs` calls after two warm-ups."""
-    function()
-    function()
-    samples = []
-    for _ in range(runs):
-        start = time.perf_counter_ns()
-        function()
-        samples.append(time.perf_counter_ns() - start)
-    return float(np.percentile(samples, 50)) / 1e6, float(np.percentile(samples, 95)) / 1e6
+    samples = samples_ms(function, runs, warmups=2)
+    return float(np.percentile(samples, 50)), float(np.percentile(samples, 95))
 
 
 class FixedEngine:

@@ -14,7 +14,6 @@ import platform
 import resource
 import subprocess
 import time
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -24,6 +23,8 @@ from skimage.data import astronaut
 from matseg_ros.materials import load_materials
 from matseg_ros.runtime.encodings import compressed_to_rgb, image_to_rgb, numpy_to_image
 from matseg_ros.runtime.rendering import colorize, overlay, summarize
+
+from _report import median_ms
 
 GOAL_MS = 2.0
 SIZES = [(640, 480), (1920, 1080)]
@@ -106,16 +107,6 @@ def bench_size(width, height, layout, frames, runs, materials, lut) -> float:
     return min(totals)
 
 
-def timed(function: Callable[[], object], repeats: int = 50) -> float:
-    function()
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter_ns()
-        function()
-        samples.append(time.perf_counter_ns() - start)
-    return float(np.median(samples)) / 1e6
-
-
 def variants(materials, lut) -> None:
     """Why the modules do what they do: the alternatives, timed at 640×480."""
     msg, ids, confidence = frame(640, 480, "worst")
@@ -134,20 +125,20 @@ def variants(materials, lut) -> None:
         ("msg.data = rgb.tobytes() alone", lambda: setattr(Image(), "data", rgb.tobytes())),
         ("numpy_to_image(rgb8): array.array.frombytes [used]", lambda: numpy_to_image(rgb, "rgb8", Image())),
     ]:
-        print(f"  {name:48s} {timed(function):8.3f}")
+        print(f"  {name:48s} {median_ms(function, 50, warmups=1):8.3f}")
     print("\ndecode to RGB by encoding at 640x480 (median ms):")
     for encoding, convert in [("bgr8", cv2.COLOR_RGB2BGR), ("mono8", cv2.COLOR_RGB2GRAY),
                               ("yuv422", cv2.COLOR_RGB2YUV_UYVY), ("bayer_rggb8", None)]:
         data = cv2.cvtColor(rgb, convert) if convert is not None else rgb[..., 1].copy()
         image = numpy_to_image(data, encoding, Image())
-        print(f"  {encoding:14s} {timed(lambda: image_to_rgb(image)):8.3f}")
+        print(f"  {encoding:14s} {median_ms(lambda: image_to_rgb(image), 50, warmups=1):8.3f}")
     mono16 = numpy_to_image(rgb[..., 0].astype(np.uint16) * 257, "mono16", Image())
     depth = numpy_to_image(rgb[..., 0].astype(np.float32) / 10.0, "32FC1", Image())
     jpeg = CompressedImage(format="rgb8; jpeg compressed bgr8")
     jpeg.data = cv2.imencode(".jpg", rgb[..., ::-1])[1].tobytes()
     for name, image, function in [("mono16", mono16, image_to_rgb), ("32FC1", depth, image_to_rgb),
                                   ("jpeg", jpeg, compressed_to_rgb)]:
-        print(f"  {name:14s} {timed(lambda: function(image)):8.3f}")
+        print(f"  {name:14s} {median_ms(lambda: function(image), 50, warmups=1):8.3f}")
 
 
 def main() -> int:
