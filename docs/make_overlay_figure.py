@@ -19,6 +19,8 @@ from matseg_ros.fileio import atomic_path
 from matseg_ros.runtime.engine import load_engine
 from matseg_ros.runtime.rendering import colorize, overlay
 
+from _figures import legend
+
 SKIMAGE_PHOTOS = ("coffee", "rocket", "astronaut")
 CELL = (240, 320)  # height, width of each picture in the figure
 
@@ -49,21 +51,6 @@ def _cell(rgb: np.ndarray, caption: str) -> np.ndarray:
     return cell
 
 
-def _legend(materials, width: int) -> np.ndarray:
-    legend = np.full((28, width, 3), 255, np.uint8)
-    x = 8
-    for material in materials:
-        if material.id == 0:
-            continue
-        color = tuple(int(c) for c in material.color)
-        cv2.rectangle(legend, (x, 6), (x + 16, 22), color, -1)
-        cv2.rectangle(legend, (x, 6), (x + 16, 22), (0, 0, 0), 1)
-        cv2.putText(legend, material.name, (x + 20, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1,
-                    cv2.LINE_AA)
-        x += 24 + 9 * len(material.name) + 10
-    return legend
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before", required=True, help="the earlier model file")
@@ -84,7 +71,7 @@ def main() -> None:
             cells.append(_cell(overlay(rgb, colorize(ids, lut), args.alpha, ids), label))
         rows.append(np.hstack(cells))
     figure = np.vstack(rows)
-    figure = np.vstack([figure, _legend(materials, figure.shape[1])])
+    figure = np.vstack([figure, legend(materials, figure.shape[1], background=False)])
     with atomic_path(args.output) as tmp:
         if not cv2.imwrite(str(tmp), figure[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 88]):
             raise SystemExit(f"{args.output}: could not write JPEG")

@@ -15,6 +15,8 @@ from matseg_ros.data.synth import render_scene
 from matseg_ros.fileio import atomic_path
 from matseg_ros.materials import load_materials
 
+from _figures import legend
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -32,14 +34,7 @@ def main() -> None:
         pairs.append(np.hstack([rgb, lut[ids]]))
     rows = [np.hstack(pairs[k:k + 2]) for k in range(0, len(pairs) - 1, 2)]
     sheet = cv2.resize(np.vstack(rows), None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
-    legend = np.full((28, sheet.shape[1], 3), 255, np.uint8)
-    x = 8
-    for m in materials:
-        cv2.rectangle(legend, (x, 6), (x + 16, 22), tuple(int(c) for c in m.color), -1)
-        cv2.rectangle(legend, (x, 6), (x + 16, 22), (0, 0, 0), 1)
-        cv2.putText(legend, m.name, (x + 20, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
-        x += 24 + 9 * len(m.name) + 10
-    sheet = np.vstack([sheet, legend])
+    sheet = np.vstack([sheet, legend(materials, sheet.shape[1])])
     with atomic_path(args.output) as tmp:
         cv2.imwrite(str(tmp), sheet[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 88])
     print(args.output)
