@@ -1,13 +1,15 @@
 """Training throughput and offline-inference latency of the training module.
 
-    python bench/training.py [--arch ENet DeepLab:resnet18] [--crop 256] [--batch 4]
-                             [--iters 6] [--threads 0] [--output docs/benchmarks/training.md]
+    python bench/training.py [--arch ENet PPLiteSeg:mobilenetv2] [--crop 320] [--batch 8]
+                             [--iters 6] [--threads 0] [--precisions fp32 bf16]
+                             [--output docs/benchmarks/training.md]
 
 Training: images/s of the real trainer loop (`train_one_epoch`: HRIM dataset of 480×640
 JPEGs, albumentations crop/scale/flip, DataLoader, forward, backward, SGD step, Poly
-schedule) on the CPU, and on the GPU with AMP when CUDA is available. Inference: ms per
-480×640 image for `single`, `multiscale` (6 scales + flips) and `sliding` (tiles of
---crop, 1/3 overlap) prediction (`matseg infer`/`eval` modes).
+schedule) on the CPU in fp32 and in bf16 autocast + channels_last (`trainer.cpu_precision`),
+and on the GPU with fp16 AMP when CUDA is available; the report names the CPU and whether
+it has AMX. Inference: ms per 480×640 image for `single`, `multiscale` (6 scales + flips)
+and `sliding` (tiles of --crop, 1/3 overlap) prediction (`matseg infer`/`eval` modes), fp32.
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ from matseg_ros.materials import load_materials  # noqa: E402
 from matseg_ros.training import builders  # noqa: E402
 from matseg_ros.training.config import read_raw_config, resolve_config  # noqa: E402
 from matseg_ros.training.distributed import DistInfo  # noqa: E402
+from matseg_ros.training import precision as precisions  # noqa: E402
 from matseg_ros.training.loop import train_one_epoch  # noqa: E402
 from matseg_ros.training.predict import predict_logits  # noqa: E402
 from matseg_ros.training.schedules import build_scheduler  # noqa: E402
@@ -61,21 +64,25 @@ def config(arch: str, data: Path, crop: int, batch: int, workers: int) -> dict:
     return resolve_config(raw, "bench")
 
 
-def train_rate(cfg: dict, device: torch.device, iters: int) -> float:
+def train_rate(cfg: dict, device: torch.device, iters: int, setting: str) -> tuple[float, str]:
+    """images/s of one epoch after a warm-up epoch, and the precision's label."""
     materials = load_materials()
     train_set, _ = builders.build_datasets(cfg, materials, seed=0)
     loader, _ = builders.build_loaders(cfg, train_set, [], DistInfo(), 0, None,
                                        pin_memory=device.type == "cuda")
+    torch.manual_seed(0)
     model = builders.build_network(cfg, materials.num_classes).to(device)
+    precision = precisions.choose(setting, device, cuda_amp=True)
+    if precision.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     optimizer = builders.build_optimizer(cfg, model)
     scheduler = build_scheduler("Poly", optimizer, 2, len(loader))
-    amp = device.type == "cuda"
-    scaler = torch.amp.GradScaler(device.type, enabled=amp)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision.dtype == torch.float16)
     criterion = builders.build_criterion(cfg, None).to(device)
     args = (model, criterion, optimizer, scheduler, scaler, loader, device)
-    train_one_epoch(*args, epoch=0, amp=amp, progress=False)  # warm-up epoch
-    stats = train_one_epoch(*args, epoch=1, amp=amp, progress=False)
-    return stats["images_per_s"]
+    train_one_epoch(*args, epoch=0, precision=precision, progress=False)  # warm-up epoch
+    stats = train_one_epoch(*args, epoch=1, precision=precision, progress=False)
+    return stats["images_per_s"], precision.label
 
 
 def infer_ms(cfg: dict, device: torch.device, crop: int, repeats: int) -> dict[str, float]:
@@ -97,10 +104,14 @@ def infer_ms(cfg: dict, device: torch.device, crop: int, repeats: int) -> dict[s
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--arch", nargs="+", default=["ENet", "DeepLab:resnet18"],
+    parser.add_argument("--arch", nargs="+", default=["ENet", "PPLiteSeg:mobilenetv2",
+                                                      "PPLiteSeg:resnet18"],
                         help="ARCH or ARCH:BACKBONE")
-    parser.add_argument("--crop", type=int, default=256)
-    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--crop", type=int, default=320)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--precisions", nargs="+", choices=("fp32", "bf16"), default=["fp32", "bf16"],
+                        help="CPU training precisions to compare (trainer.cpu_precision)")
+    parser.add_argument("--no-inference", action="store_true", help="training rows only")
     parser.add_argument("--iters", type=int, default=6, help="training iterations per measurement")
     parser.add_argument("--repeats", type=int, default=3, help="inference repeats (median)")
     parser.add_argument("--workers", type=int, default=2)
@@ -118,29 +129,37 @@ def main() -> int:
         for arch in args.arch:
             cfg = config(arch, data, args.crop, args.batch, args.workers)
             for device in devices:
-                rate = train_rate(cfg, device, args.iters)
-                ms = infer_ms(cfg, device, args.crop, args.repeats)
-                row = {"arch": arch, "device": device.type + (" AMP" if device.type == "cuda" else ""),
-                       "train_img_s": rate, **{f"{k}_ms": v for k, v in ms.items()}}
-                rows.append(row)
-                print(json.dumps(row), flush=True)
+                ms = {} if args.no_inference else infer_ms(cfg, device, args.crop, args.repeats)
+                fp32_rate = None
+                for setting in (args.precisions if device.type == "cpu" else ["fp32"]):
+                    rate, label = train_rate(cfg, device, args.iters, setting)
+                    fp32_rate = rate if setting == "fp32" else fp32_rate
+                    row = {"arch": arch, "device": device.type, "precision": label,
+                           "train_img_s": rate, "vs_fp32": rate / fp32_rate if fp32_rate else None,
+                           **{f"{k}_ms": v for k, v in ms.items()}}
+                    rows.append(row)
+                    print(json.dumps(row), flush=True)
+    supported, features = precisions.cpu_bf16_support()
     lines = [
         "## Training module: training throughput and inference modes",
         "",
         *machine_lines(),
+        f"CPU bf16 support: {features}.",
         "",
         f"Training: crops {args.crop}×{args.crop}, batch {args.batch}, {args.iters} iterations after a "
         f"warm-up epoch, full loader (480×640 JPEG decode + augmentation, {args.workers} workers). "
         "Inference: one 480×640 image; multiscale = 6 scales × (image + flip); "
         f"sliding = {args.crop}×{args.crop} tiles, 1/3 overlap.",
         "",
-        "| model | device | train images/s | single ms | multiscale ms | sliding ms | multiscale/single |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| model | device | precision | train images/s | vs fp32 | single ms | multiscale ms | sliding ms |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
-        lines.append(f"| {r['arch']} | {r['device']} | {r['train_img_s']:.1f} | {r['single_ms']:.0f} | "
-                     f"{r['multiscale_ms']:.0f} | {r['sliding_ms']:.0f} | "
-                     f"{r['multiscale_ms'] / r['single_ms']:.1f}× |")
+        ratio = f"{r['vs_fp32']:.2f}×" if r["vs_fp32"] else "–"
+        infer = (f"{r['single_ms']:.0f} | {r['multiscale_ms']:.0f} | {r['sliding_ms']:.0f}"
+                 if "single_ms" in r else "– | – | –")
+        lines.append(f"| {r['arch']} | {r['device']} | {r['precision']} | {r['train_img_s']:.1f} | "
+                     f"{ratio} | {infer} |")
     emit(lines, args.output)
     return 0
 

@@ -79,7 +79,8 @@ def build_datasets(cfg: dict[str, Any], materials: MaterialMap, seed: int
 
     def dataset(args: dict[str, Any], data_dir: str, split: str, pair_transform) -> HRIM:
         return HRIM(data_dir, split, materials, pair_transform, use_aug_folders=args["use_aug_folders"],
-                    mask_tolerance=args["mask_tolerance"], ignore_class=ignored)
+                    mask_tolerance=args["mask_tolerance"], ignore_class=ignored,
+                    cache_dir=args["cache_dir"], cache_longest=args["base_size"] if args is t else None)
 
     if t["datasets"]:
         train: HRIM | MixedDataset = MixedDataset(

@@ -44,6 +44,7 @@ LOADER_ARGS: dict[str, Any] = {
     "datasets": ((LIST, NONE), None),         # several datasets: [{data_dir, split, weight, name}]
     "samples_per_epoch": ((INT, NONE), None),  # with datasets: images drawn per epoch
     "photometric": ((BOOL,), False),          # camera augmentations (colour, white balance, noise, JPEG)
+    "cache_dir": ((STR, NONE), None),         # decoded (and resized) samples kept here: decode_cache.py
 }
 
 SCHEMA: dict[str, Any] = {
@@ -83,7 +84,8 @@ SCHEMA: dict[str, Any] = {
         "val": ((BOOL,), True),
         "val_per_epochs": ((INT,), 1),
         # ours
-        "amp": ((BOOL,), True),
+        "amp": ((BOOL,), True),  # fp16 autocast on CUDA
+        "cpu_precision": ((STR,), "auto"),  # auto | fp32 | bf16 (+ channels_last): training/precision.py
         "image_panels": ((INT,), 4),
     },
     # ours
@@ -103,6 +105,8 @@ SCHEMA: dict[str, Any] = {
         "overlap": ((FLOAT,), 1 / 3),
     },
 }
+
+CPU_PRECISIONS = ("auto", "fp32", "bf16")  # trainer.cpu_precision
 
 TYPE_NAMES = {STR: "a string", INT: "an integer", FLOAT: "a number", BOOL: "true/false",
               DICT: "an object", LIST: "a list", NONE: "null"}
@@ -211,6 +215,9 @@ def _check_values(cfg: dict[str, Any], source: str) -> None:
     if trainer["early_stop"] is not None and trainer["early_stop"] < 0:
         raise ConfigError(f"{source}: 'trainer.early_stop' must be >= 0 epochs (0 = off)")
     parse_monitor(trainer["monitor"], source)
+    if trainer["cpu_precision"] not in CPU_PRECISIONS:
+        raise ConfigError(f"{source}: 'trainer.cpu_precision' must be one of "
+                          f"{', '.join(CPU_PRECISIONS)}, got {trainer['cpu_precision']!r}")
     if cfg["lr_scheduler"]["type"] not in SCHEDULERS:
         raise ConfigError(f"{source}: 'lr_scheduler.type' {cfg['lr_scheduler']['type']!r} is "
                           f"unknown; expected one of {list(SCHEDULERS)}")

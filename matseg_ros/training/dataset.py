@@ -19,6 +19,7 @@ from ..io.dataset_layout import (DatasetError, find_image, image_dir, list_ids, 
                                  read_rgb, read_split)
 from ..io.masks import DEFAULT_TOLERANCE, MaskError, read_mask
 from ..materials import IGNORE_INDEX, MaterialMap
+from .decode_cache import DecodeCache, cache_tag
 
 # (rgb uint8 H×W×3, ids uint8 H×W, seed key) -> (image float 3×h×w, target int64 h×w)
 PairTransform = Callable[[np.ndarray, np.ndarray, tuple[int, ...]], tuple[torch.Tensor, torch.Tensor]]
@@ -29,11 +30,14 @@ class HRIM(Dataset):
 
     `ignore_class`: a class id whose pixels are turned into ignore (the config's
     `ignore_index` when it names a real class); None keeps every class.
+    `cache_dir`: keep decoded pairs there (decode_cache.py), resized to `cache_longest`
+    (the transform's first step, longest side to base_size) when given.
     """
 
     def __init__(self, root: str | Path, split: str, materials: MaterialMap,
                  transform: PairTransform, use_aug_folders: bool = False,
-                 mask_tolerance: float = DEFAULT_TOLERANCE, ignore_class: int | None = None):
+                 mask_tolerance: float = DEFAULT_TOLERANCE, ignore_class: int | None = None,
+                 cache_dir: str | Path | None = None, cache_longest: int | None = None):
         self.root = Path(root)
         if not self.root.is_dir():
             raise DatasetError(f"{self.root}: dataset folder not found (data_dir)")
@@ -43,6 +47,9 @@ class HRIM(Dataset):
         self.mask_tolerance = mask_tolerance
         self.ignore_class = ignore_class
         self.epoch = 0
+        self.cache = None if cache_dir is None else DecodeCache(
+            cache_dir, cache_longest, cache_tag(mask_tolerance, ignore_class,
+                                                          [(m.id, tuple(m.color)) for m in materials.materials]))
         ids = read_split(self.root, split)
         if not ids:
             raise DatasetError(f"{self.root}: split {split!r} lists no images")
@@ -84,6 +91,15 @@ class HRIM(Dataset):
             ids[ids == self.ignore_class] = IGNORE_INDEX
         return ids, unknown
 
+    def _decode(self, index: int) -> tuple[np.ndarray, np.ndarray, int]:
+        _, image_path, mask = self.samples[index]
+        rgb = read_rgb(image_path)
+        ids, unknown = self.read_target(index)
+        if ids.shape != rgb.shape[:2]:
+            raise DatasetError(f"{mask}: mask is {ids.shape[1]}×{ids.shape[0]} but its image "
+                               f"{image_path} is {rgb.shape[1]}×{rgb.shape[0]} (width×height)")
+        return rgb, ids, unknown
+
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, int]]:
         """Each sample once (indexing also takes repeat indices, so it never runs out)."""
         return (self[i] for i in range(len(self)))
@@ -93,11 +109,10 @@ class HRIM(Dataset):
         the same image and mask with an augmentation of its own."""
         repeat, index = divmod(index, len(self.samples))
         _, image_path, mask = self.samples[index]
-        rgb = read_rgb(image_path)
-        ids, unknown = self.read_target(index)
-        if ids.shape != rgb.shape[:2]:
-            raise DatasetError(f"{mask}: mask is {ids.shape[1]}×{ids.shape[0]} but its image "
-                               f"{image_path} is {rgb.shape[1]}×{rgb.shape[0]} (width×height)")
+        if self.cache is None:
+            rgb, ids, unknown = self._decode(index)
+        else:
+            rgb, ids, unknown = self.cache.get(image_path, mask, lambda: self._decode(index))
         key = (self.epoch, index, repeat) if repeat else (self.epoch, index)
         image, target = self.transform(rgb, ids, key)
         return image, target, unknown

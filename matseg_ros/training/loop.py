@@ -14,6 +14,7 @@ from . import distributed
 from ..materials import IGNORE_INDEX
 from .metrics import ConfusionMatrix
 from .object_accuracy import ObjectTally
+from .precision import FP32, Precision, autocast, to_memory_format
 
 AUX_WEIGHT = 0.4  # auxiliary-head loss weight (PSPNet)
 
@@ -34,9 +35,10 @@ def _at_size(logits: torch.Tensor, size: torch.Size) -> torch.Tensor:
 def train_one_epoch(model: nn.Module, criterion: nn.Module, optimizer: torch.optim.Optimizer,
                     scheduler: torch.optim.lr_scheduler.LRScheduler, scaler: torch.amp.GradScaler,
                     loader: torch.utils.data.DataLoader, device: torch.device, epoch: int,
-                    amp: bool = False, log_every: int = 20, progress: bool = True,
+                    precision: Precision = FP32, log_every: int = 20, progress: bool = True,
                     on_log: Callable[[int, float, float], None] | None = None) -> dict[str, Any]:
-    """Train one epoch, stepping the scheduler per iteration.
+    """Train one epoch, stepping the scheduler per iteration, in `precision` (the model
+    must already be in its memory format).
 
     `on_log(global_step, loss, lr)` is called every `log_every` iterations (TensorBoard).
     Returns the mean loss over all processes, images/s, and the unknown-colour pixel count.
@@ -47,13 +49,13 @@ def train_one_epoch(model: nn.Module, criterion: nn.Module, optimizer: torch.opt
     bar = tqdm(loader, desc=f"epoch {epoch} train", disable=not progress, leave=False,
                dynamic_ncols=True)
     for i, (image, target, n_unknown, _) in enumerate(bar):
-        image = image.to(device, non_blocking=True)
+        image = to_memory_format(image.to(device, non_blocking=True), precision)
         target = target.to(device, non_blocking=True)
-        with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
+        with autocast(device, precision):
             main, aux = _main_and_aux(model(image))
-            loss = criterion(_at_size(main, target.shape[-2:]), target)
+            loss = criterion(_at_size(main, target.shape[-2:]).float(), target)
             if aux is not None:
-                loss = loss + AUX_WEIGHT * criterion(_at_size(aux, target.shape[-2:]), target)
+                loss = loss + AUX_WEIGHT * criterion(_at_size(aux, target.shape[-2:]).float(), target)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"epoch {epoch}, iteration {i}: loss is {loss.item()}; "
                                      "lower optimizer.args.lr or check the data")
@@ -81,7 +83,7 @@ def train_one_epoch(model: nn.Module, criterion: nn.Module, optimizer: torch.opt
 
 @torch.inference_mode()
 def evaluate(model: nn.Module, loader: torch.utils.data.DataLoader, device: torch.device,
-             num_classes: int, criterion: nn.Module | None = None, amp: bool = False,
+             num_classes: int, criterion: nn.Module | None = None, precision: Precision = FP32,
              progress: bool = True, keep_examples: int = 0, exclude_class: int | None = None,
              objects: list[list[dict]] | None = None,
              ) -> tuple[dict[str, Any], list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]]:
@@ -101,7 +103,7 @@ def evaluate(model: nn.Module, loader: torch.utils.data.DataLoader, device: torc
     position = 0  # samples seen, in loader order
     for image, target, _, sizes in tqdm(loader, desc="validate", disable=not progress,
                                         leave=False, dynamic_ncols=True):
-        image = image.to(device, non_blocking=True)
+        image = to_memory_format(image.to(device, non_blocking=True), precision)
         target = target.to(device, non_blocking=True)
         if all(tuple(size) == tuple(image.shape[-2:]) for size in sizes.tolist()):
             parts = [(image, target)]
@@ -109,8 +111,8 @@ def evaluate(model: nn.Module, loader: torch.utils.data.DataLoader, device: torc
             parts = [(image[k:k + 1, :, :h, :w], target[k:k + 1, :h, :w])
                      for k, (h, w) in enumerate(sizes.tolist())]
         for part, part_target in parts:
-            with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
-                logits = _at_size(_main_and_aux(model(part))[0], part_target.shape[-2:])
+            with autocast(device, precision):
+                logits = _at_size(_main_and_aux(model(part))[0], part_target.shape[-2:]).float()
                 labelled = (part_target != IGNORE_INDEX).flatten(1).any(dim=1)
                 if criterion is not None and labelled.any():  # an all-ignore image has no loss
                     loss_sum += float(criterion(logits[labelled], part_target[labelled])) * int(labelled.sum())

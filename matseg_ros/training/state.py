@@ -61,7 +61,7 @@ def make_checkpoint(model: nn.Module, cfg: dict[str, Any], meta_entries: dict[st
     arch_args = {k: v for k, v in cfg["arch"]["args"].items() if k != "backbone"}
     return {
         "format": FORMAT,
-        "model": {k: v.detach().cpu() for k, v in unwrap(model).state_dict().items()},
+        "model": {k: v.detach().cpu().contiguous() for k, v in unwrap(model).state_dict().items()},
         **meta_entries,
         "arch_args": arch_args,
         "config": cfg,

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import builders, distributed
+from . import builders, distributed, precision as precisions
 from ..fileio import atomic_write_text
 from ..io.dataset_layout import DatasetError
 from ..io.masks import MaskError
@@ -117,7 +117,8 @@ SCALARS = ("loss", "mIoU", "pixel_accuracy", "mean_accuracy", "mDice", "fwIoU", 
 
 
 def _validate(model: nn.Module, loaders: list[builders.ValLoader], device: torch.device,
-              num_classes: int, criterion: nn.Module, amp: bool, progress: bool, panels: int,
+              num_classes: int, criterion: nn.Module, precision: precisions.Precision,
+              progress: bool, panels: int,
               exclude: int | None) -> tuple[dict[str, Any], dict[str, list]]:
     """Every validation set scored on its own. One set: its metrics as they are. Several:
     {"datasets": {name: metrics}} plus, at the top, each scalar's mean over the sets that
@@ -125,7 +126,7 @@ def _validate(model: nn.Module, loaders: list[builders.ValLoader], device: torch
     per_set, examples = {}, {}
     for v in loaders:
         per_set[v.name], examples[v.name] = evaluate(
-            model, v.loader, device, num_classes, criterion, amp=amp, progress=progress,
+            model, v.loader, device, num_classes, criterion, precision=precision, progress=progress,
             keep_examples=panels, exclude_class=exclude, objects=v.objects)
     if len(loaders) == 1 and not loaders[0].name:
         return per_set[""], examples
@@ -193,6 +194,12 @@ def train(cfg: dict[str, Any], args: argparse.Namespace, ckpt: dict[str, Any] | 
             log.info("initial weights: %d parameter tensors %s are not in %s and start at values "
                      "that leave its output unchanged", len(new), sorted({k.rsplit(".", 2)[0] for k in new}), init)
     model.to(device)
+    criterion = builders.build_criterion(cfg, weights).to(device)
+    precision = _precision(cfg, ckpt, device, model, criterion, num_classes, info.is_main)
+    if info.is_main:
+        log.info("precision: %s (%s)", precision.label, precision.reason)
+    if precision.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     if info.enabled:
         if cfg["use_synch_bn"]:
             if device.type == "cuda":
@@ -211,9 +218,9 @@ def train(cfg: dict[str, Any], args: argparse.Namespace, ckpt: dict[str, Any] | 
                                     len(train_loader), cfg["lr_scheduler"]["args"])
     except ScheduleError as exc:
         raise ConfigError(str(exc)) from None
-    amp = trainer["amp"] and device.type == "cuda"
-    scaler = torch.amp.GradScaler(device.type, enabled=amp)
-    criterion = builders.build_criterion(cfg, weights).to(device)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision.dtype == torch.float16)
+    # Validation scores in fp32 on a CPU (bf16 would change the figures checkpoints are chosen by)
+    val_precision = precision if device.type == "cuda" else precisions.FP32
     mode, metric = parse_monitor(trainer["monitor"])
     if metric is not None and not val_loaders:
         log.warning("trainer.monitor %r needs validation (trainer.val is false): no best.pt",
@@ -249,9 +256,9 @@ def train(cfg: dict[str, Any], args: argparse.Namespace, ckpt: dict[str, Any] | 
         if trainer["tensorboard"]:
             from torch.utils.tensorboard import SummaryWriter
             writer = SummaryWriter(str(log_dir))
-        log.info("training %s/%s on %s (%d process(es), AMP %s): %d train / %s val images, "
+        log.info("training %s/%s on %s (%d process(es), %s): %d train / %s val images, "
                  "epochs %d..%d; checkpoints in %s", cfg["arch"]["type"],
-                 cfg["arch"]["args"]["backbone"], device, info.world_size, amp, len(train_set),
+                 cfg["arch"]["args"]["backbone"], device, info.world_size, precision.label, len(train_set),
                  "+".join(str(len(v)) for _, v in val_sets) or "no", start_epoch, trainer["epochs"], run_dir)
 
     def on_log(iteration: int, loss: float, lr: float) -> None:
@@ -265,7 +272,7 @@ def train(cfg: dict[str, Any], args: argparse.Namespace, ckpt: dict[str, Any] | 
             train_loader.sampler.set_epoch(epoch)
             train_set.set_epoch(epoch)
             stats = train_one_epoch(model, criterion, optimizer, scheduler, scaler, train_loader,
-                                    device, epoch, amp=amp, log_every=trainer["log_per_iter"],
+                                    device, epoch, precision=precision, log_every=trainer["log_per_iter"],
                                     progress=progress_bars, on_log=on_log)
             global_step += len(train_loader)
             if stats["unknown_pixels"] and info.is_main:
@@ -278,7 +285,7 @@ def train(cfg: dict[str, Any], args: argparse.Namespace, ckpt: dict[str, Any] | 
             examples: dict[str, list] = {}
             if validate:
                 val_metrics, examples = _validate(
-                    model, val_loaders, device, num_classes, criterion, amp, progress_bars,
+                    model, val_loaders, device, num_classes, criterion, val_precision, progress_bars,
                     trainer["image_panels"] if writer else 0, builders.ignore_class(cfg))
                 last_metrics = val_metrics
             value = monitored(val_metrics, metric) if validate and metric else None
@@ -292,7 +299,8 @@ def train(cfg: dict[str, Any], args: argparse.Namespace, ckpt: dict[str, Any] | 
                 ckpt_out = make_checkpoint(model, cfg, meta_entries, optimizer, scheduler, scaler, rng, {
                     "epoch": epoch, "metrics": last_metrics, "best_metric": best,
                     "best_epoch": best_epoch, "seed": seed, "global_step": global_step,
-                    "train_loss": stats["loss"], "init_weights": init})
+                    "train_loss": stats["loss"], "init_weights": init,
+                    "precision": precisions.describe(precision)})
                 if epoch % trainer["save_period"] == 0:
                     save_checkpoint(run_dir / f"epoch_{epoch}.pt", ckpt_out)
                 if improved:
@@ -311,6 +319,30 @@ def train(cfg: dict[str, Any], args: argparse.Namespace, ckpt: dict[str, Any] | 
             writer.close()
     return {"run_dir": str(run_dir), "best_metric": best, "best_epoch": best_epoch,
             "metrics": last_metrics, "seed": seed}
+
+
+def _precision(cfg: dict[str, Any], ckpt: dict[str, Any] | None, device: torch.device,
+               model: nn.Module, criterion: nn.Module, num_classes: int,
+               is_main: bool) -> precisions.Precision:
+    """The run's precision: a resumed run keeps its checkpoint's (so it continues as it
+    began); `auto` is decided on rank 0, timed on a random batch of the training crop size,
+    and shared with every process."""
+    trainer, args = cfg["trainer"], cfg["train_loader"]["args"]
+    setting = trainer["cpu_precision"]
+    if ckpt is not None and device.type == "cpu" and "precision" in ckpt:
+        setting = "bf16" if ckpt["precision"]["precision"].startswith("bf16") else "fp32"
+        if setting != trainer["cpu_precision"]:
+            log.info("precision: %s kept from the checkpoint (trainer.cpu_precision is %s)",
+                     setting, trainer["cpu_precision"])
+    batch = None
+    if setting == "auto" and device.type == "cpu" and is_main:
+        crop, n = args["crop_size"], args["batch_size"]
+        gen = torch.Generator().manual_seed(0)
+        batch = (torch.randn(n, 3, crop, crop, generator=gen),
+                 torch.randint(0, num_classes, (n, crop, crop), generator=gen))
+    choice = precisions.choose(setting, device, trainer["amp"], model, criterion, batch) \
+        if is_main else None
+    return distributed.all_gather(choice)[0]
 
 
 def _report(epoch: int, stats: dict[str, Any], val: dict[str, Any], optimizer: torch.optim.Optimizer,
