@@ -228,6 +228,7 @@ def train(cfg: dict[str, Any], args: argparse.Namespace, ckpt: dict[str, Any] | 
         mode, metric = "off", None
 
     start_epoch, best, best_epoch, global_step, last_metrics = 1, None, 0, 0, {}
+    elapsed = 0.0  # seconds spent in completed epochs, over every sitting of the run
     if ckpt is not None:
         optimizer.load_state_dict(ckpt["optimizer"])
         load_schedule_state(scheduler, ckpt["scheduler"])
@@ -240,6 +241,7 @@ def train(cfg: dict[str, Any], args: argparse.Namespace, ckpt: dict[str, Any] | 
         start_epoch = int(ckpt["epoch"]) + 1
         best, best_epoch = ckpt.get("best_metric"), int(ckpt.get("best_epoch", 0))
         global_step, last_metrics = int(ckpt.get("global_step", 0)), ckpt.get("metrics") or {}
+        elapsed = float(ckpt.get("elapsed_s", 0.0))
         states = ckpt.get("rng_ranks") or [ckpt["rng"]]
         if len(states) == info.world_size:
             set_rng_state(states[info.rank])
@@ -269,6 +271,7 @@ def train(cfg: dict[str, Any], args: argparse.Namespace, ckpt: dict[str, Any] | 
     meta_entries = meta.to_checkpoint_entries()
     try:
         for epoch in range(start_epoch, trainer["epochs"] + 1):
+            epoch_start = time.perf_counter()
             train_loader.sampler.set_epoch(epoch)
             train_set.set_epoch(epoch)
             stats = train_one_epoch(model, criterion, optimizer, scheduler, scaler, train_loader,
@@ -293,6 +296,7 @@ def train(cfg: dict[str, Any], args: argparse.Namespace, ckpt: dict[str, Any] | 
             if improved:
                 best, best_epoch = float(value), epoch
             rng = distributed.all_gather(rng_state())  # a collective: every process joins
+            elapsed += time.perf_counter() - epoch_start
             if info.is_main:
                 _report(epoch, stats, val_metrics, optimizer, writer, materials,
                         examples, mean, std)
@@ -300,7 +304,7 @@ def train(cfg: dict[str, Any], args: argparse.Namespace, ckpt: dict[str, Any] | 
                     "epoch": epoch, "metrics": last_metrics, "best_metric": best,
                     "best_epoch": best_epoch, "seed": seed, "global_step": global_step,
                     "train_loss": stats["loss"], "init_weights": init,
-                    "precision": precisions.describe(precision)})
+                    "precision": precisions.describe(precision), "elapsed_s": elapsed})
                 if epoch % trainer["save_period"] == 0:
                     save_checkpoint(run_dir / f"epoch_{epoch}.pt", ckpt_out)
                 if improved:
