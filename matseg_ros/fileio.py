@@ -1,9 +1,10 @@
-"""Atomic file writes, safe file names and YAML reads whose errors name the file."""
+"""Atomic file and folder writes, safe file names and YAML reads whose errors name the file."""
 from __future__ import annotations
 
 import contextlib
 import os
 import re
+import shutil
 import tempfile
 import unicodedata
 from pathlib import Path
@@ -46,6 +47,35 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def refuse_existing(output: Path, force: bool) -> None:
+    """FileExistsError unless `output` is new or `force` allows replacing it."""
+    if output.exists() and not force:
+        raise FileExistsError(f"{output}: already exists; pass --force to replace it")
+
+
+@contextlib.contextmanager
+def atomic_folder(output: Path, force: bool = False, purpose: str = "building") -> Iterator[Path]:
+    """Yield a hidden folder beside `output`; on success it becomes `output` in one rename.
+
+    A dataset appears only when complete; an old one (with `force`) goes only after the new
+    one is in place, and a failure leaves neither half a folder nor the hidden one behind."""
+    refuse_existing(output, force)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{output.name}.{purpose}-", dir=output.parent))
+    try:
+        yield work
+        old = None
+        if output.exists():
+            old = output.parent / f".{output.name}.replaced-{os.getpid()}"
+            os.replace(output, old)
+        os.replace(work, output)
+        if old is not None:
+            shutil.rmtree(old)
+    finally:
+        if work.exists():
+            shutil.rmtree(work)
 
 
 def read_yaml(path: Path, what: str, error: type[Exception]):

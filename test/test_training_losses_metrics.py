@@ -1,4 +1,5 @@
-"""Losses against hand-computed cases; ConfusionMatrix against torchmetrics; schedules."""
+"""Losses against hand-computed cases; ConfusionMatrix against torchmetrics; collapse on
+hand-made masks; schedules."""
 from __future__ import annotations
 
 import math
@@ -7,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from matseg_ros.training.collapse import CollapseTally, collapsed, dominant_share, truth_materials
 from matseg_ros.training.losses import (CE_DiceLoss, CrossEntropyLoss2d, DiceLoss, FocalLoss,
                                         LovaszSoftmax, build_loss)
 from matseg_ros.training.metrics import ConfusionMatrix
@@ -111,6 +113,34 @@ def test_an_excluded_class_leaves_the_means_but_predicting_it_is_still_wrong():
     assert math.isnan(m["per_class_iou"][0]) and m["per_class_iou"][1:] == pytest.approx([0.5, 1.0])
     assert m["mIoU"] == pytest.approx(0.75) and m["pixels"] == 4
     assert m["pixel_accuracy"] == pytest.approx(3 / 4)
+
+def test_collapse_on_hand_made_masks():
+    """10×10 truths: 100 pixels; materials need >= 1 % of the labelled (non-ignore) pixels."""
+    truth = np.zeros((10, 10), np.uint8)
+    truth[:, :5] = 4                       # metal, 50 px
+    truth[:, 5:7] = 6                      # plastic, 20 px
+    truth[9, 9] = 8                        # wood, 1 px of 100 labelled: exactly 1 %
+    assert truth_materials(truth) == [4, 6, 8]
+    assert truth_materials(truth, min_share=0.02) == [4, 6]
+    ignored = truth.copy()
+    ignored[:6, 5:9] = 255                 # 24 plastic and background pixels leave the 100 labelled
+    assert truth_materials(ignored, min_share=0.013) == [4, 6, 8]  # 1 of 76 > 1.3 %
+
+    pred = np.zeros((10, 10), np.int64)
+    pred[:, :9] = 4                        # 90 metal of 90 non-background: share 1.0
+    assert dominant_share(pred) == 1.0 and collapsed(pred, truth) is True
+    pred[0, :9] = 6                        # 81 metal of 90: 0.90 is not > 0.90
+    assert dominant_share(pred) == pytest.approx(0.9) and collapsed(pred, truth) is False
+    assert collapsed(np.zeros((10, 10), np.int64), truth) is False     # all background: no material
+    one = np.full((10, 10), 4, np.uint8)
+    assert collapsed(pred, one) is None                                # one material: not counted
+
+    tally = CollapseTally()
+    for p, t in [(np.full((10, 10), 4), truth), (pred, truth), (pred, one), (np.full((10, 10), 6), truth)]:
+        tally.add(p, t)
+    assert tally.compute() == {"collapse_rate": 2 / 3, "collapsed_images": 2, "multi_material_images": 3}
+    assert math.isnan(CollapseTally().compute()["collapse_rate"])
+
 
 def test_confusion_matrix_matches_torchmetrics():
     from torchmetrics.classification import (MulticlassAccuracy, MulticlassF1Score,

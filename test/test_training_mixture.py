@@ -152,10 +152,12 @@ def test_training_on_two_datasets_validates_each_and_selects_on_one(tmp_path, tw
 
 
 def test_eval_reports_object_accuracy_and_node_mode(tmp_path, two_sets, materials, capsys):
-    """matseg eval on a boxed set: object accuracy equal to votes computed here from the same
-    predictions; --mode node runs at the model's input size."""
+    """matseg eval on a boxed set: object accuracy and collapse rate equal to what is computed
+    here from the same predictions; --mode node runs at the model's input size."""
     from conftest import export_tiny_onnx
-    from matseg_ros.io.dataset_layout import read_split, find_image, read_rgb
+    from matseg_ros.io.dataset_layout import read_split, find_image, mask_path, read_rgb
+    from matseg_ros.io.masks import read_mask
+    from matseg_ros.training.collapse import CollapseTally
     from matseg_ros.training.predict import image_tensor, load_model, predict_logits
 
     _, b = two_sets
@@ -166,13 +168,20 @@ def test_eval_reports_object_accuracy_and_node_mode(tmp_path, two_sets, material
     metrics = json.loads((out / "metrics.json").read_text())
     forward, meta, _, _ = load_model(model)
     tally = ObjectTally(9)
+    collapse = CollapseTally()
     objects = json.loads((b / OBJECTS_FILE).read_text())
     for image_id in read_split(b, "val"):
         rgb = read_rgb(find_image(b, image_id))
         pred = predict_logits(forward, image_tensor(rgb, meta)).argmax(1)[0].numpy()
         tally.add(pred, objects[image_id])
+        collapse.add(pred, read_mask(mask_path(b, image_id), materials)[0])
     assert metrics["object_accuracy"] == pytest.approx(tally.compute()["object_accuracy"])
-    assert "object accuracy" in capsys.readouterr().out
+    expected = collapse.compute()
+    assert (metrics["collapsed_images"], metrics["multi_material_images"]) == \
+        (expected["collapsed_images"], expected["multi_material_images"])
+    assert expected["multi_material_images"] == 3
+    printed = capsys.readouterr().out
+    assert "object accuracy" in printed and "collapse rate" in printed
     assert cli.main(["eval", "--model", str(model), "--data", str(b), "--split", "val",
                      "--mode", "node", "--output", str(tmp_path / "node")]) == 0
     node = json.loads((tmp_path / "node" / "metrics.json").read_text())

@@ -11,10 +11,8 @@ seeded by (seed, id, k): the same seed gives the same bytes whatever the worker 
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import sys
 import zlib
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -26,6 +24,7 @@ from ..io.dataset_layout import (IMAGE_EXTENSIONS, DatasetError, image_dir, list
 from ..io.masks import MaskError, read_mask, write_mask
 from ..materials import IGNORE_INDEX, MaterialMap, MaterialsError, load_materials
 from ..training.augmentations import seed_pipeline
+from .workers import ordered_map
 
 GROUPS = ("spatial", "pixel", "advanced")
 
@@ -141,23 +140,8 @@ def augment(images: Path, masks: Path, output: Path, copies: int = 3, seed: int 
         listed = set(read_split(root, split))
         ids = [i for i in ids if i in listed]
     init = (tuple(groups), materials.to_json(), str(images), str(masks), str(output), copies, seed)
-    if workers <= 1:
-        _init(*init)
-        results = map(_augment_one, ids)
-        pool = None
-    else:
-        # spawn, not fork: a forked child can inherit OpenCV's thread-pool locks held and hang
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_init, initargs=init)
-        results = pool.map(_augment_one, ids, chunksize=4)
-    try:
-        if progress:
-            from tqdm import tqdm
-            results = tqdm(results, total=len(ids), desc="augment", unit="img")
-        made = sorted(n for batch in results for n in batch)
-    finally:
-        if pool is not None:
-            pool.shutdown()
+    results = ordered_map(_augment_one, ids, _init, init, workers, "augment" if progress else None)
+    made = sorted(n for batch in results for n in batch)
     write_split(output, f"{name}_aug", made)
     return {name: made}
 

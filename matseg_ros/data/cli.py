@@ -17,6 +17,8 @@ TOOLS: dict[str, tuple[str, str]] = {
                "COCO / LabelMe / VOC boxes / class folders -> this layout, with a class mapping"),
     "split": ("matseg_ros.data.split", "write train/val/test lists stratified by class presence"),
     "synth": ("matseg_ros.data.synth", "generate procedural indoor scenes with exact masks"),
+    "composite": ("matseg_ros.data.composite",
+                  "multi-material images: objects of one split pasted on backgrounds, and mosaics"),
 }
 
 

@@ -3,7 +3,8 @@
 Whole images at their own resolution (no centre crop; `--mode node` resizes them to the
 model's input size as segment_node does), the class map and normalisation from the model
 file; prints a table, and with --output writes metrics.json and a row-normalised
-confusion-matrix PNG. A set imported from boxes (objects.json) also gets object accuracy.
+confusion-matrix PNG. A set imported from boxes (objects.json) also gets object accuracy,
+and every set the collapse rate (collapse.py) of its multi-material images.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from ..fileio import atomic_write_text
 from ..io.dataset_layout import DatasetError, read_objects
 from ..io.masks import DEFAULT_TOLERANCE
 from ..materials import MaterialMap
+from .collapse import DOMINANT_SHARE, MATERIAL_SHARE, CollapseTally
 from .config import ConfigError
 from .dataset import HRIM
 from .infer import add_mode_arguments, mode_settings
@@ -63,6 +65,10 @@ def format_table(metrics: dict[str, Any], classes: MaterialMap) -> str:
                            enumerate(metrics["per_class_object_recall"]) if r == r and c in classes.ids)
         rows.append(f"object accuracy {pct(metrics['object_accuracy'])} % of {metrics['objects']} "
                     f"boxed objects (recall: {recall})")
+    if metrics.get("multi_material_images"):
+        rows.append(f"collapse rate {pct(metrics['collapse_rate'])} %: {metrics['collapsed_images']} of "
+                    f"{metrics['multi_material_images']} images with two or more materials (each >= "
+                    f"{MATERIAL_SHARE:.0%} of the labelled pixels) predicted > {DOMINANT_SHARE:.0%} one material")
     return "\n".join(rows)
 
 
@@ -81,6 +87,7 @@ def evaluate_model(model_path: str, data: str, split: str, settings_args: argpar
     confusion = ConfusionMatrix(meta.classes.num_classes, exclude=ignore_class)
     objects = read_objects(data)
     tally = ObjectTally(meta.classes.num_classes) if objects else None
+    collapse = CollapseTally()
     unknown = 0
     for i in tqdm(range(len(dataset)), desc=f"eval {split} ({settings['mode']})", dynamic_ncols=True):
         image, target, n_unknown = dataset[i]
@@ -88,10 +95,12 @@ def evaluate_model(model_path: str, data: str, split: str, settings_args: argpar
         confusion.update(pred, target[None])
         if tally is not None:
             tally.add(pred[0].numpy(), objects.get(dataset.samples[i][0], []))
+        collapse.add(pred[0].numpy(), target.numpy())
         unknown += n_unknown
     metrics = confusion.compute()
     if tally is not None:
         metrics.update(tally.compute())
+    metrics.update(collapse.compute())
     metrics.update({"model": str(model_path), "data": str(data), "split": split, "images": len(dataset),
                     "ignore_class": ignore_class,
                     "unknown_mask_pixels": unknown, "classes": meta.classes.names, **settings})

@@ -12,24 +12,22 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import multiprocessing
 import os
 import shutil
 import sys
-import tempfile
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import cv2
 import numpy as np
 
 from ... import __version__
-from ...fileio import atomic_write_text, sanitize_filename
+from ...fileio import atomic_folder, atomic_write_text, refuse_existing, sanitize_filename
 from ...io.dataset_layout import OBJECTS_FILE, image_dir, mask_path
 from ...io.masks import write_mask
 from ...materials import IGNORE_INDEX, MaterialMap, MaterialsError, load_materials
 from ..split import stratified_split, write_splits
+from ..workers import ordered_map
 from .formats import READERS, AnnotationError, ImageEntry, Problems, categories, check_name
 from .mapping import MappingError, check_mapped, load_mapping
 from .masks import BoxSettings, render
@@ -106,8 +104,7 @@ def import_dataset(fmt: str, annotations: Path | None, images: Path, mapping_fil
     """Import one annotated set; returns the provenance document (also written to the output)."""
     if fmt not in READERS:
         raise ValueError(f"unknown format {fmt!r}; known: {', '.join(READERS)}")
-    if output.exists() and not force:
-        raise FileExistsError(f"{output}: already exists; pass --force to replace it")
+    refuse_existing(output, force)
     if not images.is_dir():
         raise AnnotationError(f"{images}: image folder not found")
     values, extra = load_mapping(mapping_file, materials)
@@ -118,11 +115,11 @@ def import_dataset(fmt: str, annotations: Path | None, images: Path, mapping_fil
     if not by_id:
         raise AnnotationError(f"{annotations or images}: no images to import")
 
-    output.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{output.name}.importing-", dir=output.parent))
-    try:
+    with atomic_folder(output, force, "importing") as work:
         image_dir(work).mkdir()
-        results = _run_workers(sorted(by_id.items()), work, values, materials, crowd_ignore, box, workers, progress)
+        init = (str(work), values, materials.to_json(), crowd_ignore, box)
+        results = ordered_map(_import_one, sorted(by_id.items()), _init, init, workers,
+                              "import" if progress else None)
         done = []
         for result in results:
             if "error" in result:
@@ -133,32 +130,7 @@ def import_dataset(fmt: str, annotations: Path | None, images: Path, mapping_fil
             raise AnnotationError(f"{annotations or images}: every image failed to import")
         doc = _finish(work, done, fmt, annotations, images, mapping_file, values, extra, materials,
                       problems, val, test, seed, split_as, licence)
-        _replace(work, output)
-    finally:
-        if work.exists():
-            shutil.rmtree(work)
     return doc
-
-
-def _run_workers(items, work, values, materials, crowd_ignore, box, workers, progress) -> Iterator[dict[str, Any]]:
-    """Results in order, as they come: a caller that stops early (first error) cancels the rest."""
-    init = (str(work), values, materials.to_json(), crowd_ignore, box)
-    if workers <= 1:
-        _init(*init)
-        results = map(_import_one, items)
-        pool = None
-    else:  # spawn, not fork: a forked child can inherit OpenCV's thread-pool locks held
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_init, initargs=init)
-        results = pool.map(_import_one, items, chunksize=4)
-    try:
-        if progress:
-            from tqdm import tqdm
-            results = tqdm(results, total=len(items), desc="import", unit="img", dynamic_ncols=True)
-        yield from results
-    finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
 
 
 def _finish(work: Path, done: list[dict[str, Any]], fmt: str, annotations: Path | None, images: Path,
@@ -204,17 +176,6 @@ def _finish(work: Path, done: list[dict[str, Any]], fmt: str, annotations: Path 
     }
     atomic_write_text(work / PROVENANCE_FILE, json.dumps(doc, indent=2) + "\n")
     return doc
-
-
-def _replace(work: Path, output: Path) -> None:
-    """Put the finished folder in place; an old one (with --force) goes only after."""
-    old = None
-    if output.exists():
-        old = output.parent / f".{output.name}.replaced-{os.getpid()}"
-        os.replace(output, old)
-    os.replace(work, output)
-    if old is not None:
-        shutil.rmtree(old)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

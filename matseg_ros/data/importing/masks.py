@@ -63,7 +63,7 @@ def labelme_mask_region(data: tuple, height: int, width: int, where: str) -> np.
     return region
 
 
-def _fill_holes(fg: np.ndarray) -> np.ndarray:
+def fill_holes(fg: np.ndarray) -> np.ndarray:
     """Background pockets enclosed by the object (the board seen through a bottle) join it."""
     n, labels = cv2.connectedComponents((~fg).astype(np.uint8), connectivity=4)
     touching = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
@@ -101,7 +101,7 @@ def box_foreground(rgb: np.ndarray, box: tuple[float, float, float, float],
     box_area = (bx1 - bx0) * (by1 - by0)
     if fg_small.sum() < settings.min_foreground * box_area:
         return np.zeros((h, w), bool), False
-    fg_small = _fill_holes(fg_small)
+    fg_small = fill_holes(fg_small)
     fg = cv2.resize(fg_small.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
     clip = np.zeros((h, w), bool)
     clip[max(0, int(np.floor(y0))):int(np.ceil(y1)), max(0, int(np.floor(x0))):int(np.ceil(x1))] = True
