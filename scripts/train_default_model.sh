@@ -62,15 +62,16 @@ mkdir -p data
 
 # Multi-material composites (copy-paste of real objects onto rooms and photographs, and
 # mosaics), each set from its own splits only: training from the training splits, the
-# validation set (checkpoint choice) from the validation splits.
-composite() {  # SPLIT OUTPUT COUNT SEED
-    [ -d "$2" ] || matseg data composite --split "$1" --output "$2" --count "$3" --seed "$4" \
+# validation set (checkpoint choice) from the validation splits, at least two materials each.
+composite() {  # SPLIT OUTPUT COUNT SEED [more options]
+    local split=$1 out=$2 count=$3 seed=$4; shift 4
+    [ -d "$out" ] || matseg data composite --split "$split" --output "$out" --count "$count" --seed "$seed" \
         --source data/real/trashnet --source data/real/smdra \
         --background data/synth_s14 --background data/real/trashnet --background data/real/smdra \
-        --mosaic 0.2 --workers 2
+        --mosaic 0.2 --workers 2 "$@"
 }
 composite train data/composite_train 3000 1
-composite val data/composite_val 200 2
+composite val data/composite_val 200 2 --min-materials 2
 
 # Training, resumed from the last epoch a previous sitting finished.
 if [ ! -f "$STATE/done" ]; then
