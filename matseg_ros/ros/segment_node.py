@@ -228,21 +228,27 @@ class SegmentNode(LifecycleNode):
         return super().on_cleanup(state)
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        if self._state == "active":
-            for channel in self.channels.values():
-                channel.unsubscribe()
-        if self._state != "unconfigured":
-            self._release()
+        self._stop_serving()
         self._state = "finalized"
         self.finished.set()
         return super().on_shutdown(state)
 
+    def _stop_serving(self) -> None:
+        """In this order: no new frames, the frame in flight finished, the engine released."""
+        if self._state == "active":
+            for channel in self.channels.values():
+                channel.unsubscribe()
+        if self._state in ("inactive", "active"):
+            self._release()
+
     def _release(self) -> None:
-        """Stop the worker, drop the publishers and the engine (and its GPU memory)."""
+        """Stop the worker, drop the publishers and the engine (and its GPU memory). The join
+        waits for the frame in flight: a process that exits while the worker is inside ONNX
+        Runtime aborts (runner.py)."""
         self._stop.set()
         self._slots.close()
         if self._worker is not None:
-            self._worker.join(timeout=5.0)
+            self._worker.join()
             self._worker = None
         for channel in self.channels.values():
             channel.destroy_publishers()
@@ -452,10 +458,7 @@ class SegmentNode(LifecycleNode):
         self._diag_pub.publish(array)
 
     def destroy_node(self) -> None:
-        self._stop.set()
-        self._slots.close()
-        if self._worker is not None:
-            self._worker.join(timeout=2.0)
+        self._stop_serving()
         super().destroy_node()
 
 
