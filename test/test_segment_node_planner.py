@@ -112,8 +112,9 @@ class Rig:
             self.pubs[cam] = (self.source.create_publisher(Image, f"{prefix}image", qos),
                               self.source.create_publisher(Image, f"{prefix}depth", qos),
                               self.source.create_publisher(CameraInfo, f"{prefix}camera_info", qos))
+        outputs = ("raw", "materials", "confidence") + (("cloud",) if params.get("use_depth") else ())
         self.collectors = {cam: harness.add(OutputCollector(
-            f"/{cam}/{name}" if cam else f"/{name}", outputs=("raw", "materials", "confidence", "cloud"),
+            f"/{cam}/{name}" if cam else f"/{name}", outputs=outputs,
             name=f"{name}_collector_{cam or 'one'}", context=harness.context)) for cam in cameras}
 
     def ready(self):
