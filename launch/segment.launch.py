@@ -3,9 +3,12 @@
     ros2 launch matseg_ros segment.launch.py image_topic:=/camera/image_raw rviz:=true
     ros2 launch matseg_ros segment.launch.py use_depth:=true depth_topic:=/camera/depth/image_rect_raw
     ros2 launch matseg_ros segment.launch.py cameras:="[front, rear]"    # one model, two cameras
+    ros2 launch matseg_ros segment.launch.py cameras:="[front, rear]" image_topic:=/{camera}/camera/image_raw
+    ros2 launch matseg_ros segment.launch.py compressed:=true   # image_topic/compressed (JPEG, PNG)
     ros2 launch matseg_ros segment.launch.py lifecycle:=true   # then: ros2 lifecycle set /matseg configure
 
-Arguments left empty (model_path, backend, device) keep the value of params_file.
+Arguments left empty (model_path, backend, device, compressed) keep the value of params_file.
+ros2 launch accepts undeclared arguments without a word: `--show-args` lists these.
 Fast DDS gets the package's large-image profile (config/fastdds_shm.xml) unless
 FASTDDS_DEFAULT_PROFILES_FILE is already set; the camera driver needs it too (or
 reliable QoS) for best-effort images larger than ~0.5 MB to arrive. With rviz:=true the
@@ -19,9 +22,11 @@ from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
 from launch.conditions import IfCondition
+from launch.logging import get_logger
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import LifecycleNode, Node
-from matseg_ros.ros.launch_checks import LaunchArgumentError, is_true, require_rviz
+from matseg_ros.ros.launch_checks import (CAMERA, TOPIC_ARGUMENTS, TOPIC_DEFAULTS, LaunchArgumentError,
+                                          camera_remappings, is_true, require_rviz)
 
 PACKAGE = "matseg_ros"
 PROFILE_VARIABLE = "FASTDDS_DEFAULT_PROFILES_FILE"
@@ -33,6 +38,8 @@ def _segment_node(context, *args, **kwargs):
         return LaunchConfiguration(name).perform(context)
 
     overrides = {name: value(name) for name in ("model_path", "backend", "device") if value(name)}
+    if value("compressed"):
+        overrides["compressed"] = is_true(value("compressed"))
     overrides["use_sim_time"] = is_true(value("use_sim_time"))
     overrides["lifecycle"] = is_true(value("lifecycle"))
     overrides["use_depth"] = is_true(value("use_depth"))
@@ -42,8 +49,12 @@ def _segment_node(context, *args, **kwargs):
                                   "e.g. cameras:=\"[front, rear]\"")
     if cameras:
         overrides["cameras"] = cameras
-        remappings = []  # each camera C reads C/image, C/depth, C/camera_info
+        remappings, ignored = camera_remappings(cameras, {a: value(a) for a in TOPIC_ARGUMENTS})
+        for warning in ignored:
+            get_logger("segment.launch.py").warning(warning)
     else:
+        if any(CAMERA in value(a) for a in TOPIC_ARGUMENTS):
+            raise LaunchArgumentError(f"{CAMERA} in a topic argument needs cameras:=\"[...]\"")
         image_topic = value("image_topic")
         remappings = [("image", image_topic), ("image/compressed", image_topic + "/compressed"),
                       ("depth", value("depth_topic")), ("camera_info", value("camera_info_topic"))]
@@ -63,9 +74,13 @@ def _segment_node(context, *args, **kwargs):
 def generate_launch_description():
     share = get_package_share_directory(PACKAGE)
     actions = [
-        DeclareLaunchArgument("image_topic", default_value="/camera/image_raw",
+        DeclareLaunchArgument("image_topic", default_value=TOPIC_DEFAULTS["image_topic"],
                               description="camera topic (sensor_msgs/Image; <topic>/compressed "
-                                          "when the compressed parameter is set)"),
+                                          "when compressed is set); with cameras, {camera} in it "
+                                          "stands for each camera's namespace"),
+        DeclareLaunchArgument("compressed", default_value="",
+                              description="true: subscribe <image_topic>/compressed "
+                                          "(sensor_msgs/CompressedImage); empty: params_file's"),
         DeclareLaunchArgument("params_file", default_value=os.path.join(share, "config", "segment.yaml"),
                               description="node parameters (YAML)"),
         DeclareLaunchArgument("model_path", default_value="",
@@ -81,10 +96,12 @@ def generate_launch_description():
                               description="also start rviz2 with config/rviz/matseg.rviz"),
         DeclareLaunchArgument("use_depth", default_value="false",
                               description="subscribe depth and camera_info: material cloud, areas, UV-C guidance"),
-        DeclareLaunchArgument("depth_topic", default_value="/camera/depth/image_raw",
-                              description="depth image registered to the colour image (16UC1 mm or 32FC1 m)"),
-        DeclareLaunchArgument("camera_info_topic", default_value="/camera/camera_info",
-                              description="CameraInfo of the colour camera (intrinsics)"),
+        DeclareLaunchArgument("depth_topic", default_value=TOPIC_DEFAULTS["depth_topic"],
+                              description="depth image registered to the colour image (16UC1 mm or "
+                                          "32FC1 m); {camera} as for image_topic"),
+        DeclareLaunchArgument("camera_info_topic", default_value=TOPIC_DEFAULTS["camera_info_topic"],
+                              description="CameraInfo of the colour camera (intrinsics); {camera} as "
+                                          "for image_topic"),
         DeclareLaunchArgument("cameras", default_value="[]",
                               description="several cameras on one model: namespaces, e.g. \"[front, rear]\""),
         DeclareLaunchArgument("lifecycle", default_value="false",

@@ -6,7 +6,9 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 
@@ -62,6 +64,50 @@ class RosHarness:
             node.destroy_node()
         self.executor.shutdown()
         self.context.try_shutdown()
+
+
+def answered(send: Callable[[], Any], timeout: float = 30.0, resend_s: float = 1.0) -> Any:
+    """The result of an idempotent service call, sent again every `resend_s` until one is
+    answered. `wait_for_service` only says that the client has discovered the server; a
+    server that has not yet discovered the client's response reader drops its reply
+    (rmw_fastrtps waits 100 ms for that match, then warns "failed to send response
+    (timeout)"), so under load a single call could wait forever."""
+    from matseg_ros.ros.output_collector import wait_until
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        future = send()
+        if wait_until(future.done, min(resend_s, max(end - time.monotonic(), 0.0))):
+            return future.result()
+    raise AssertionError(f"no reply within {timeout:g} s")
+
+
+class LifecycleClient:
+    """get_state and change_state of a managed node. A transition is not idempotent, so it is
+    sent once, and only after get_state has answered: both clients are in one participant,
+    whose endpoints Fast DDS announces in creation order, so a server that has matched the
+    later get_state client has matched the change_state client too."""
+
+    def __init__(self, node, target: str, timeout: float = 30.0) -> None:
+        from lifecycle_msgs.srv import ChangeState, GetState
+        self._change = node.create_client(ChangeState, f"{target}/change_state")  # first: see above
+        self._get = node.create_client(GetState, f"{target}/get_state")
+        if not (self._get.wait_for_service(timeout_sec=timeout) and self._change.wait_for_service(timeout_sec=timeout)):
+            raise AssertionError(f"no lifecycle services on {target} within {timeout:g} s")
+        self.state()
+
+    def state(self) -> str:
+        from lifecycle_msgs.srv import GetState
+        return answered(lambda: self._get.call_async(GetState.Request())).current_state.label
+
+    def transition(self, transition_id: int, timeout: float = 30.0) -> bool:
+        from lifecycle_msgs.msg import Transition
+        from lifecycle_msgs.srv import ChangeState
+
+        from matseg_ros.ros.output_collector import wait_until
+        future = self._change.call_async(ChangeState.Request(transition=Transition(id=transition_id)))
+        if not wait_until(future.done, timeout):
+            raise AssertionError(f"no reply to transition {transition_id} within {timeout:g} s")
+        return future.result().success
 
 
 def console_command(script: str, module: str) -> list[str]:

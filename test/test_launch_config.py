@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -33,18 +34,30 @@ def _console_scripts() -> set[str]:
     raise AssertionError("setup() not found in setup.py")
 
 
-def test_launch_arguments_and_defaults():
-    tree = ast.parse(LAUNCH.read_text())
+def _declared(path: Path) -> dict:
+    """Launch argument -> default (its value where it is a literal or a TOPIC_DEFAULTS entry)."""
+    from matseg_ros.ros.launch_checks import TOPIC_DEFAULTS
     args = {}
-    for call in _calls(tree, "DeclareLaunchArgument"):
+    for call in _calls(ast.parse(path.read_text()), "DeclareLaunchArgument"):
         name = ast.literal_eval(call.args[0])
         default = _kw(call, "default_value")
-        args[name] = ast.literal_eval(default) if isinstance(default, ast.Constant) else default
+        if isinstance(default, ast.Constant):
+            default = default.value
+        elif isinstance(default, ast.Subscript) and ast.unparse(default.value) == "TOPIC_DEFAULTS":
+            default = TOPIC_DEFAULTS[ast.literal_eval(default.slice)]
+        args[name] = default
         assert _kw(call, "description") is not None, f"argument {name} has no description"
+    return args
+
+
+def test_launch_arguments_and_defaults():
+    args = _declared(LAUNCH)
     assert set(args) == {"image_topic", "params_file", "model_path", "backend", "device", "namespace",
                          "use_sim_time", "rviz", "use_depth", "depth_topic", "camera_info_topic",
-                         "cameras", "lifecycle"}
-    assert args["image_topic"] == "/camera/image_raw"
+                         "cameras", "lifecycle", "compressed"}
+    assert args["image_topic"] == "/camera/image_raw" and args["depth_topic"] == "/camera/depth/image_raw"
+    assert args["camera_info_topic"] == "/camera/camera_info"
+    assert args["compressed"] == ""  # empty: params_file's value
     assert args["rviz"] == "false" and args["use_sim_time"] == "false"
     params_default = ast.unparse(args["params_file"])  # os.path.join(share, "config", "segment.yaml")
     assert "'config'" in params_default and "'segment.yaml'" in params_default
@@ -82,14 +95,66 @@ def test_rviz_is_checked_before_anything_starts_and_other_packages_resolve_at_la
             require_rviz(SimpleNamespace(launch_configurations={"rviz": "true"}))
 
 
-def test_lifecycle_and_several_cameras_reach_the_node():
+def test_lifecycle_several_cameras_and_compressed_reach_the_node():
     source = LAUNCH.read_text()
     tree = ast.parse(source)
     assert "node_type = LifecycleNode if overrides['lifecycle'] else Node" in ast.unparse(tree)
-    for key in ("lifecycle", "use_depth", "cameras"):
+    for key in ("lifecycle", "use_depth", "cameras", "compressed"):
         assert f'overrides["{key}"]' in source
+    assert "if value('compressed'):" in ast.unparse(tree)  # unset: params_file's value stands
     from matseg_ros.ros import node_params
-    assert {"lifecycle", "use_depth", "cameras"} <= set(node_params.PARAMETERS)
+    assert {"lifecycle", "use_depth", "cameras", "compressed"} <= set(node_params.PARAMETERS)
+    # with cameras: remappings from the topic arguments, a warning for each one ignored
+    unparsed = ast.unparse(tree)
+    assert "remappings, ignored = camera_remappings(cameras, {a: value(a) for a in TOPIC_ARGUMENTS})" in unparsed
+    assert "get_logger('segment.launch.py').warning(warning)" in unparsed
+
+
+def test_camera_remappings_put_each_namespace_in_and_name_the_ignored_arguments():
+    from matseg_ros.ros.launch_checks import TOPIC_DEFAULTS, camera_remappings
+    topics = {**TOPIC_DEFAULTS, "image_topic": "/{camera}/camera/image_raw",
+              "depth_topic": "/{camera}/depth/image_rect_raw"}
+    remaps, ignored = camera_remappings(["front", "/robot/rear"], topics)
+    assert remaps == [("front/image", "/front/camera/image_raw"),
+                      ("front/image/compressed", "/front/camera/image_raw/compressed"),
+                      ("/robot/rear/image", "/robot/rear/camera/image_raw"),
+                      ("/robot/rear/image/compressed", "/robot/rear/camera/image_raw/compressed"),
+                      ("front/depth", "/front/depth/image_rect_raw"),
+                      ("/robot/rear/depth", "/robot/rear/depth/image_rect_raw")]
+    assert ignored == []  # camera_info_topic left at its default: nothing to say
+    remaps, ignored = camera_remappings(["front"], {**TOPIC_DEFAULTS, "image_topic": "/usb_cam/image_raw",
+                                                    "camera_info_topic": "/usb_cam/camera_info"})
+    assert remaps == [] and len(ignored) == 2
+    assert ignored[0].startswith("image_topic:=/usb_cam/image_raw is ignored with cameras")
+    assert "image_topic:=/{camera}/image_raw" in ignored[0]
+    assert ignored[1].startswith("camera_info_topic:=/usb_cam/camera_info is ignored with cameras")
+
+
+LAUNCH_LINE = re.compile(r"ros2 launch matseg_ros (\S+\.launch\.py)((?:[ \t]+[^\s`#]+)*)")
+ARGUMENT = re.compile(r"^(\w+):=")
+
+
+def _documented_launch_arguments() -> dict[tuple[str, str], str]:
+    """(launch file, argument) -> where a doc shows `name:=value` on a `ros2 launch` line
+    (shell continuation lines joined)."""
+    found = {}
+    for doc in sorted(ROOT.glob("*.md")) + sorted((ROOT / "docs").rglob("*.md")):
+        text = re.sub(r"\\\n\s*", " ", doc.read_text())
+        for match in LAUNCH_LINE.finditer(text):
+            for token in re.findall(r'\S+="[^"]*"|\S+', match.group(2)):
+                arg = ARGUMENT.match(token)
+                if arg:
+                    found.setdefault((match.group(1), arg.group(1)), f"{doc.relative_to(ROOT)}: {match.group(0)}")
+    return found
+
+
+def test_every_launch_argument_in_the_docs_is_declared():
+    """ros2 launch accepts an undeclared name:=value without a word, so a documented argument
+    the launch file does not declare would be silently ignored."""
+    documented = _documented_launch_arguments()
+    assert ("segment.launch.py", "compressed") in documented and ("sim.launch.py", "record") in documented
+    for (launch_file, name), where in documented.items():
+        assert name in _declared(ROOT / "launch" / launch_file), f"{name} is not declared in {launch_file}: {where}"
 
 
 def test_launch_nodes_exist_and_remap_the_image_topic():

@@ -112,8 +112,9 @@ class Rig:
             self.pubs[cam] = (self.source.create_publisher(Image, f"{prefix}image", qos),
                               self.source.create_publisher(Image, f"{prefix}depth", qos),
                               self.source.create_publisher(CameraInfo, f"{prefix}camera_info", qos))
+        outputs = ("raw", "materials", "confidence") + (("cloud",) if params.get("use_depth") else ())
         self.collectors = {cam: harness.add(OutputCollector(
-            f"/{cam}/{name}" if cam else f"/{name}", outputs=("raw", "materials", "confidence", "cloud"),
+            f"/{cam}/{name}" if cam else f"/{name}", outputs=outputs,
             name=f"{name}_collector_{cam or 'one'}", context=harness.context)) for cam in cameras}
 
     def ready(self):
@@ -308,29 +309,17 @@ def lifecycle_process(tmp_path_factory, tiny_onnx_model):
 
 def test_lifecycle_transitions_over_the_lifecycle_services(harness, lifecycle_process, rng):
     from lifecycle_msgs.msg import Transition
-    from lifecycle_msgs.srv import ChangeState, GetState
     from rclpy.node import Node
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
 
     from matseg_ros.ros.output_collector import OutputCollector, wait_until
-    from ros_harness import scene
+    from ros_harness import LifecycleClient, scene
 
     proc, log = lifecycle_process
     client = harness.add(Node("lifecycle_manager", context=harness.context))
-    get_state = client.create_client(GetState, "/managed/get_state")
-    change = client.create_client(ChangeState, "/managed/change_state")
-    assert get_state.wait_for_service(timeout_sec=30), log.read_text()
-
-    def state() -> str:
-        future = get_state.call_async(GetState.Request())
-        assert wait_until(future.done, 10)
-        return future.result().current_state.label
-
-    def transition(tid: int) -> bool:
-        future = change.call_async(ChangeState.Request(transition=Transition(id=tid)))
-        assert wait_until(future.done, 30), log.read_text()
-        return future.result().success
+    manager = LifecycleClient(client, "/managed")
+    state, transition = manager.state, manager.transition
 
     camera = client.create_publisher(Image, "/managed_in", QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE))
     collector = harness.add(OutputCollector("/managed", outputs=("raw",), name="lc_collector",
@@ -358,10 +347,10 @@ def test_lifecycle_transitions_over_the_lifecycle_services(harness, lifecycle_pr
 
 def test_lifecycle_configure_failure_reports_and_stays_unconfigured(harness, tmp_path):
     from lifecycle_msgs.msg import Transition
-    from lifecycle_msgs.srv import ChangeState
     from rclpy.node import Node
 
     from matseg_ros.ros.output_collector import wait_until
+    from ros_harness import LifecycleClient
 
     log = tmp_path / "node.log"
     proc = start_node("segment_node", "matseg_ros.ros.segment_node",
@@ -369,11 +358,9 @@ def test_lifecycle_configure_failure_reports_and_stays_unconfigured(harness, tmp
                       {"__node": "broken"}, log=log)
     try:
         client = harness.add(Node("lifecycle_manager2", context=harness.context))
-        change = client.create_client(ChangeState, "/broken/change_state")
-        assert change.wait_for_service(timeout_sec=30), log.read_text()
-        future = change.call_async(ChangeState.Request(transition=Transition(id=Transition.TRANSITION_CONFIGURE)))
-        assert wait_until(future.done, 30)
-        assert not future.result().success
+        manager = LifecycleClient(client, "/broken")
+        assert not manager.transition(Transition.TRANSITION_CONFIGURE)
+        assert manager.state() == "unconfigured"
         assert wait_until(lambda: "missing.onnx" in log.read_text(), 5)
         assert proc.poll() is None  # a managed node waits for its manager, it does not exit
     finally:

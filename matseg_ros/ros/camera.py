@@ -48,8 +48,12 @@ class CameraChannel:
     def image_topic(self) -> str:
         return self.subscriptions[0].topic_name if self.subscriptions else f"{self.prefix}image"
 
-    def create_publishers(self) -> None:
+    def create_publishers(self, with_cloud: bool) -> None:
+        """Every output, the cloud only `with_cloud` (use_depth): nothing is advertised that
+        can never be published."""
         for output, name in OUTPUT_NAMES.items():
+            if output == CLOUD and not with_cloud:
+                continue
             self.publishers[output] = self.node.create_lifecycle_publisher(
                 OUTPUT_TYPES.get(output, Image), f"{self.out_prefix}{name}", OUTPUT_QOS)
 

@@ -29,3 +29,34 @@ def require_rviz(context, *args, **kwargs) -> list:
     if problem:
         raise LaunchArgumentError(problem)
     return []
+
+
+# segment.launch.py's topic arguments: the node topic each remaps, and its default
+TOPIC_ARGUMENTS = {"image_topic": "image", "depth_topic": "depth", "camera_info_topic": "camera_info"}
+TOPIC_DEFAULTS = {"image_topic": "/camera/image_raw", "depth_topic": "/camera/depth/image_raw",
+                  "camera_info_topic": "/camera/camera_info"}
+CAMERA = "{camera}"
+
+
+def camera_remappings(cameras: list[str], topics: dict[str, str]) -> tuple[list[tuple[str, str]], list[str]]:
+    """Remappings for several cameras, and a warning per topic argument that is ignored.
+
+    A topic argument with `{camera}` in it applies to every camera, with the namespace put in
+    (image_topic:=/{camera}/camera/image_raw: front/image -> /front/camera/image_raw, and
+    front/image/compressed -> /front/camera/image_raw/compressed). One without it cannot
+    name the topics of several cameras: unless it is the default, it is ignored, said so."""
+    remappings, ignored = [], []
+    for argument, node_topic in TOPIC_ARGUMENTS.items():
+        value = topics[argument]
+        if CAMERA not in value:
+            if value != TOPIC_DEFAULTS[argument]:
+                ignored.append(f"{argument}:={value} is ignored with cameras (each camera C reads "
+                               f"C/{node_topic}); to map them, put {CAMERA} in it, e.g. "
+                               f"{argument}:=/{CAMERA}{TOPIC_DEFAULTS[argument].removeprefix('/camera')}")
+            continue
+        for camera in cameras:
+            target = value.replace(CAMERA, camera.strip("/"))
+            remappings.append((f"{camera}/{node_topic}", target))
+            if node_topic == "image":
+                remappings.append((f"{camera}/image/compressed", target + "/compressed"))
+    return remappings, ignored

@@ -3,7 +3,9 @@ material cloud and the material summary out, for one camera or several on one mo
 
 A managed (lifecycle) node: configure loads the model, activate subscribes, deactivate
 stops processing, cleanup releases the engine. With `lifecycle: false` (the default) it
-configures and activates itself at start-up. Camera callbacks only drop each message into
+configures and activates itself at start-up and offers no lifecycle services or
+`~/transition_event`. It advertises only what its mode can publish (`~/material_cloud`
+with `use_depth` only). Camera callbacks only drop each message into
 its camera's one-slot buffer; one worker thread serves the cameras round-robin, newest
 frame first, so a slow model skips frames (counted) instead of building a queue. Outputs
 without a subscriber are not computed. All ML and geometry live in `runtime`.
@@ -22,7 +24,8 @@ from typing import Any
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterType, SetParametersResult
-from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.lifecycle import LifecycleNodeMixin, LifecycleState, TransitionCallbackReturn
+from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
@@ -70,14 +73,20 @@ def _default_path(kind: str) -> str:
         return ""
 
 
-class SegmentNode(LifecycleNode):
+class SegmentNode(LifecycleNodeMixin, Node):  # the order of rclpy's LifecycleNode
     """The segmentation node. `engine` may be passed in (tests, embedding); else configure
-    loads it from the `model_path`, `backend`, `device`, `precision`, `require_gpu` parameters."""
+    loads it from the `model_path`, `backend`, `device`, `precision`, `require_gpu` parameters.
+    rclpy's LifecycleNode, taken apart: the `lifecycle` parameter, read first, decides whether
+    there is a state machine (with its services and `~/transition_event`) at all."""
 
     def __init__(self, engine: Any = None, node_name: str = NODE_NAME, **node_kwargs: Any) -> None:
-        super().__init__(node_name, **node_kwargs)
+        Node.__init__(self, node_name, **node_kwargs)
         self._params = self._declare_parameters()
         p = self._params
+        if p["lifecycle"]:
+            LifecycleNodeMixin.__init__(self)
+        else:  # no state machine: even without its services, rcl_lifecycle's advertises ~/transition_event
+            self._managed_entities = set()  # the mixin's: lifecycle publishers, activated by on_activate
         self._given_engine = engine
         self.engine: Any = None
         self.pipeline: FramePipeline | None = None
@@ -98,10 +107,10 @@ class SegmentNode(LifecycleNode):
         self.add_on_set_parameters_callback(self._check_parameters)
         self.add_post_set_parameters_callback(self._apply_parameters)
         self._diag_timer = self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
-        if not p["lifecycle"]:
-            if self.trigger_configure() != SUCCESS:
+        if not p["lifecycle"]:  # the transitions' callbacks, called directly
+            if self.on_configure(None) != SUCCESS:
                 raise StartupError(self._startup_error or "configure failed")
-            self.trigger_activate()
+            self.on_activate(None)
 
     # --- start-up -----------------------------------------------------------
     def _declare_parameters(self) -> dict[str, Any]:
@@ -175,7 +184,7 @@ class SegmentNode(LifecycleNode):
             self.create_publisher(LabelInfo, "~/label_info", LATCHED_QOS).publish(info)
 
     # --- lifecycle ------------------------------------------------------------
-    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+    def on_configure(self, state: LifecycleState | None) -> TransitionCallbackReturn:
         try:
             self.engine = self._given_engine if self._given_engine is not None else self._load_engine()
             self.pipeline = self._build_pipeline(self.engine)
@@ -188,7 +197,7 @@ class SegmentNode(LifecycleNode):
                 self.get_logger().error(f"configure failed: {self._startup_error}{detail}")
             return FAILURE
         for channel in self.channels.values():
-            channel.create_publishers()
+            channel.create_publishers(with_cloud=self._params["use_depth"])
         self._publish_class_map()
         self._stop.clear()
         self._slots = LatestSlots(self.channels)
@@ -202,7 +211,7 @@ class SegmentNode(LifecycleNode):
             f"{len(self.pipeline.materials)} classes, {len(self.channels)} camera(s)")
         return super().on_configure(state)
 
-    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+    def on_activate(self, state: LifecycleState | None) -> TransitionCallbackReturn:
         p = self._params
         qos = input_qos(p["qos_reliability"], p["qos_depth"])
         for key, channel in self.channels.items():
@@ -228,21 +237,27 @@ class SegmentNode(LifecycleNode):
         return super().on_cleanup(state)
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        if self._state == "active":
-            for channel in self.channels.values():
-                channel.unsubscribe()
-        if self._state != "unconfigured":
-            self._release()
+        self._stop_serving()
         self._state = "finalized"
         self.finished.set()
         return super().on_shutdown(state)
 
+    def _stop_serving(self) -> None:
+        """In this order: no new frames, the frame in flight finished, the engine released."""
+        if self._state == "active":
+            for channel in self.channels.values():
+                channel.unsubscribe()
+        if self._state in ("inactive", "active"):
+            self._release()
+
     def _release(self) -> None:
-        """Stop the worker, drop the publishers and the engine (and its GPU memory)."""
+        """Stop the worker, drop the publishers and the engine (and its GPU memory). The join
+        waits for the frame in flight: a process that exits while the worker is inside ONNX
+        Runtime aborts (runner.py)."""
         self._stop.set()
         self._slots.close()
         if self._worker is not None:
-            self._worker.join(timeout=5.0)
+            self._worker.join()
             self._worker = None
         for channel in self.channels.values():
             channel.destroy_publishers()
@@ -452,10 +467,7 @@ class SegmentNode(LifecycleNode):
         self._diag_pub.publish(array)
 
     def destroy_node(self) -> None:
-        self._stop.set()
-        self._slots.close()
-        if self._worker is not None:
-            self._worker.join(timeout=2.0)
+        self._stop_serving()
         super().destroy_node()
 
 
