@@ -25,7 +25,7 @@ STATE=${STATE_DIR:-saved/default_model}
 CONFIG=config/train/default.json
 mkdir -p "$STATE"
 
-last_checkpoint() { ls -t "$STATE"/run/*/*/last.pt 2>/dev/null | head -n 1; }
+last_checkpoint() { { ls -t "$STATE"/run/*/*/last.pt 2>/dev/null || true; } | head -n 1; }
 progress() {  # CKPT -> "epoch E of N, H h of completed epochs"
     python - "$1" <<'PY'
 import sys, torch

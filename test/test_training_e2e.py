@@ -80,9 +80,30 @@ def test_checkpoint_contents(trained, materials):
     assert set(ckpt["rng"]) == {"torch", "cuda", "numpy", "python"}
     for key in ("optimizer", "scheduler", "scaler", "metrics", "best_metric", "seed"):
         assert key in ckpt
+    assert ckpt["precision"] == {"precision": "fp32", "reason": "trainer.cpu_precision is fp32"}
+    epochs = [load_checkpoint(trained / f"epoch_{e}.pt")["elapsed_s"] for e in range(1, 13)]
+    assert 0 < epochs[0] and all(a < b for a, b in zip(epochs, epochs[1:]))  # summed per epoch
     model, meta = model_from_checkpoint(ckpt, "last.pt")
     assert meta.classes == materials and not model.training
     assert json.loads((trained / "config.json").read_text())["arch"]["type"] == "ENet"
+
+
+def test_default_model_script_reports_where_a_run_is(trained, tmp_path):
+    """scripts/train_default_model.sh --status reads the state folder a run leaves."""
+    script = REPO / "scripts" / "train_default_model.sh"
+    env = {**os.environ, "STATE_DIR": str(tmp_path / "state"), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+
+    def status() -> str:
+        done = subprocess.run(["bash", str(script), "--status"], env=env, capture_output=True,
+                              text=True, timeout=60, check=True)
+        return done.stdout
+
+    assert "training not started" in status()
+    run = tmp_path / "state" / "run" / "default" / "20261207-000000"
+    run.mkdir(parents=True)
+    (run / "last.pt").write_bytes((trained / "last.pt").read_bytes())
+    hours = load_checkpoint(trained / "last.pt")["elapsed_s"] / 3600
+    assert f"last.pt: epoch 12 of 12, {hours:.2f} h of completed epochs" in status()
 
 
 def test_tensorboard_has_losses_metrics_and_panels(trained):
