@@ -26,13 +26,18 @@ class SourceError(ValueError):
 
 @dataclass
 class Frame:
-    """One frame: decoded RGB (folders, videos) or a recorded message (bags)."""
+    """One frame: decoded RGB (folders, videos) or a recorded message (bags), and where
+    depth is replayed too, its depth image (`depth_source`)."""
 
     rgb: np.ndarray | None = None
     message: Any = None          # rosbags sensor_msgs Image/CompressedImage
     msgtype: str = ""
     log_time_ns: int | None = None
     name: str = ""
+    depth: np.ndarray | None = None   # folders: uint16 mm (16UC1) or float32 m (32FC1)
+    depth_encoding: str = ""
+    depth_message: Any = None    # bags: the paired rosbags sensor_msgs Image
+    info_message: Any = None     # bags: the CameraInfo nearest in stamp
 
 
 def list_images(folder: Path) -> list[Path]:
