@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 import cv2
 import numpy as np
@@ -42,12 +42,25 @@ def _photos() -> list[np.ndarray]:
     return photos
 
 
+def _room_renderer() -> Callable[..., Any] | None:
+    """The data tools' synthetic rooms (matseg_ros.data.synth), where they import."""
+    try:
+        from ..data.synth import render_room
+    except ImportError:
+        return None
+    return render_room
+
+
+def rooms_available() -> bool:
+    """Whether the sample sequence has rooms, and so depth."""
+    return _room_renderer() is not None
+
+
 def _rooms(size: tuple[int, int], views: int) -> tuple[list[list[np.ndarray]], list[list[np.ndarray]], np.ndarray | None]:
     """ROOMS synthetic rooms, each `views` frames of a camera turning on the spot: (colour
     frames, z-depth frames in metres, K) per room; nothing where the data tools are absent."""
-    try:  # the data tools' synthetic material rooms (matseg_ros.data.synth)
-        from ..data.synth import render_room
-    except ImportError:
+    render_room = _room_renderer()
+    if render_room is None:
         return [], [], None
     rng = np.random.default_rng(SCENE_SEED)
     offsets = tuple(ROOM_PAN_DEG * (i / max(1, views - 1) - 0.5) for i in range(views))

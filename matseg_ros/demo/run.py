@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from ..fileio import atomic_path, atomic_write_text
+from .frames import rooms_available
 
 NODE = "/matseg"
 CAMERA_TOPIC = "/camera/image_raw"
@@ -96,25 +97,32 @@ def _check_model(model: str | None) -> Path | None:
     return None
 
 
-def _prepare_frames(args: argparse.Namespace, out: Path) -> tuple[Path, Path | None, Path | None] | None:
-    """(image folder, depth folder, calibration file); no depth for --images."""
+def _frame_size(args: argparse.Namespace) -> tuple[int, int] | None:
+    """--size as (height, width), or None (said why) when it or --images cannot be used."""
     from ..io.framesource import list_images
-    from .frames import sample_rgbd, write_depth, write_sequence
-    if args.images is not None:
-        if not args.images.is_dir() or not list_images(args.images):
-            print(f"matseg demo: error: {args.images}: not a folder with images", file=sys.stderr)
-            return None
-        return args.images, None, None
+    if args.images is not None and (not args.images.is_dir() or not list_images(args.images)):
+        print(f"matseg demo: error: {args.images}: not a folder with images", file=sys.stderr)
+        return None
     try:
         height, width = (int(v) for v in args.size.lower().split("x"))
     except ValueError:
         print(f"matseg demo: error: --size must be HxW, e.g. 480x640, got {args.size!r}", file=sys.stderr)
         return None
-    sequence = sample_rgbd(args.frames, (height, width))
+    return height, width
+
+
+def _prepare_frames(args: argparse.Namespace, out: Path, size: tuple[int, int]) -> dict[str, Path]:
+    """camera_replay's source (and, for the sample sequence's rooms, depth_dir and
+    calibration_file) parameters."""
+    from .frames import sample_rgbd, write_depth, write_sequence
+    if args.images is not None:
+        return {"source": args.images.resolve()}
+    sequence = sample_rgbd(args.frames, size)
     write_sequence(sequence.frames, out / "input")
     if not write_depth(sequence, out / "depth", out / "camera_info.yaml"):
-        return out / "input", None, None
-    return out / "input", out / "depth", out / "camera_info.yaml"
+        return {"source": (out / "input").resolve()}
+    return {"source": (out / "input").resolve(), "depth_dir": (out / "depth").resolve(),
+            "calibration_file": (out / "camera_info.yaml").resolve()}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -126,11 +134,10 @@ def run(args: argparse.Namespace) -> int:
         return 1
     out: Path = args.output
     out.mkdir(parents=True, exist_ok=True)
-    prepared = _prepare_frames(args, out)
-    if prepared is None:
+    size = _frame_size(args)
+    if size is None:
         return 1
-    frames_dir, depth_dir, calibration = prepared
-    depth = depth_dir is not None
+    depth = args.images is None and rooms_available()
     env = child_env()
     os.environ.update({k: env[k] for k in ("ROS_AUTOMATIC_DISCOVERY_RANGE", "FASTDDS_DEFAULT_PROFILES_FILE")})
 
@@ -155,6 +162,7 @@ def run(args: argparse.Namespace) -> int:
                         {"image": CAMERA_TOPIC, "depth": DEPTH_TOPIC, "camera_info": INFO_TOPIC}),
             env=env, stdout=node_log.open("wb"), stderr=subprocess.STDOUT))
         print(f"matseg demo: starting segment_node with {model} ...", flush=True)
+        replay_params = _prepare_frames(args, out, size)  # rendered while the node starts
         if not wait_until(lambda: (collector.classes is not None and collector.connected())
                           or children[0].poll() is not None, READY_TIMEOUT_S):
             print(f"matseg demo: error: segment_node did not come up in {READY_TIMEOUT_S:g} s; "
@@ -165,12 +173,11 @@ def run(args: argparse.Namespace) -> int:
                   f"log: {node_log}\n{_tail(node_log)}", file=sys.stderr)
             return 1
         replay_log = logs / "camera_replay.log"
-        n_frames = len(list(frames_dir.glob("*")))
-        depth_params = {"depth_dir": depth_dir.resolve(), "calibration_file": calibration.resolve()} if depth else {}
+        n_frames = len(list(replay_params["source"].glob("*")))
         children.append(subprocess.Popen(
             ros_command("matseg_ros.ros.camera_replay", {
-                "source": frames_dir.resolve(), "rate_hz": float(args.rate), "frame_id": "camera",
-                "wait_for_subscribers": 2, **depth_params}, {"camera/image_raw": CAMERA_TOPIC}),
+                **replay_params, "rate_hz": float(args.rate), "frame_id": "camera",
+                "wait_for_subscribers": 2}, {"camera/image_raw": CAMERA_TOPIC}),
             env=env, stdout=replay_log.open("wb"), stderr=subprocess.STDOUT))
         started = time.monotonic()
         children[1].wait()
