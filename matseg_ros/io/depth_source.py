@@ -132,15 +132,7 @@ def with_depth(frames: Iterator[Frame], depth: dict[str, Path]) -> Iterator[Fram
 
 def _bag_topic(path: Path, reader: Any, topic: str, msgtype: str, parameter: str) -> str:
     topics = {c.topic: c.msgtype for c in reader.connections if c.msgtype == msgtype}
-    if topic:
-        if topic not in topics:
-            raise SourceError(f"{path}: {parameter} {topic!r} is not a {msgtype} topic of the bag; "
-                              f"those are: {', '.join(sorted(topics)) or 'none'}")
-        return topic
-    if len(topics) != 1:
-        raise SourceError(f"{path}: {len(topics)} {msgtype} topics ({', '.join(sorted(topics)) or 'none'}); "
-                          f"set {parameter}")
-    return next(iter(topics))
+    return choose_topic(path, topics, topic, msgtype, parameter)
 
 
 class BagDepth:

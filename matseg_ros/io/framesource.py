@@ -99,15 +99,17 @@ def open_bag_reader(path: Path) -> Any:
     return reader
 
 
-def choose_topic(path: Path, topics: dict[str, str], topic: str | None) -> str:
+def choose_topic(path: Path, topics: dict[str, str], topic: str | None, kind: str = "image",
+                 parameter: str | None = None) -> str:
+    """`topic` if it is one of `topics`, else the only one; `parameter` names the setting to fix."""
     if topic:
         if topic not in topics:
-            raise SourceError(f"{path}: no image topic {topic!r}; image topics: "
-                              f"{', '.join(sorted(topics)) or 'none'}")
+            raise SourceError(f"{path}: no {kind} topic {topic!r}{f' ({parameter})' if parameter else ''}; "
+                              f"{kind} topics: {', '.join(sorted(topics)) or 'none'}")
         return topic
     if len(topics) != 1:
-        raise SourceError(f"{path}: {len(topics)} image topics ({', '.join(sorted(topics)) or 'none'}); "
-                          "name the one to replay")
+        raise SourceError(f"{path}: {len(topics)} {kind} topics ({', '.join(sorted(topics)) or 'none'}); "
+                          + (f"set {parameter}" if parameter else "name the one to replay"))
     return next(iter(topics))
 
 
