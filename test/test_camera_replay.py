@@ -279,3 +279,15 @@ def test_segment_node_with_use_depth_fed_by_camera_replay_publishes_the_material
     measured = [m for m in doc["materials"] if m["area_m2"] is not None]  # tiny regions may have none
     assert measured and all(m["area_m2"] > 0 and m["mean_distance_m"] > 0 for m in measured), doc
     assert sum(m["pixels"] for m in measured) > 0.5 * 48 * 64, doc
+
+
+def test_docs_table_lists_every_parameter():
+    import re
+    from pathlib import Path
+
+    from matseg_ros.ros.camera_replay import PARAMETERS
+    text = (Path(__file__).resolve().parent.parent / "docs" / "ros.md").read_text()
+    section = text.split("## `camera_replay`", 1)[1].split("\n## ", 1)[0]
+    documented = {name for row in section.splitlines() if row.startswith("| `")
+                  for name in re.findall(r"`(\w+)`", row.split("|")[1])}
+    assert documented == set(PARAMETERS), documented ^ set(PARAMETERS)
