@@ -7,7 +7,8 @@
 
 Gazebo finds model://matseg_bot through GZ_SIM_RESOURCE_PATH (the package's
 gazebo_worlds/models is appended); the world's textures are relative to the world file.
-segment_node reads /camera/image_raw with use_sim_time; sim_evaluator pairs its
+segment_node reads /camera/image_raw with use_sim_time (and, with use_depth, the depth
+camera's /camera/depth/image_raw and the RGB camera's /camera/camera_info); sim_evaluator pairs its
 /matseg/raw_segmentation_mask with the segmentation camera's /segmentation/labels_map.
 Fast DDS gets config/fastdds_shm.xml unless FASTDDS_DEFAULT_PROFILES_FILE is set.
 Other packages' files (ros_gz_sim) are found at launch time, so `--show-args` and
@@ -32,6 +33,8 @@ PROFILE_VARIABLE = "FASTDDS_DEFAULT_PROFILES_FILE"
 RESOURCE_VARIABLE = "GZ_SIM_RESOURCE_PATH"
 # ROS topics of config/bridge/hri_lab.yaml, and segment_node's output (node name matseg)
 IMAGE_TOPIC = "/camera/image_raw"
+DEPTH_TOPIC = "/camera/depth/image_raw"  # registered to the RGB camera: its camera_info applies
+INFO_TOPIC = "/camera/camera_info"
 LABELS_TOPIC = "/segmentation/labels_map"
 PREDICTION_TOPIC = "/matseg/raw_segmentation_mask"
 
@@ -49,6 +52,9 @@ def generate_launch_description():
         DeclareLaunchArgument("model_path", default_value="",
                               description="segmentation model; empty: config/segment.yaml's"),
         DeclareLaunchArgument("device", default_value="", description="auto | cuda | cpu; empty: segment.yaml's"),
+        DeclareLaunchArgument("use_depth", default_value="true",
+                              description="segment_node with the depth camera: material cloud, areas, "
+                                          "UV-C guidance"),
         DeclareLaunchArgument("evaluate", default_value="true",
                               description="run sim_evaluator against the segmentation camera"),
         DeclareLaunchArgument("report_dir", default_value="",
@@ -81,7 +87,9 @@ def generate_launch_description():
         IncludeLaunchDescription(
             PythonLaunchDescriptionSource(segment_launch),
             launch_arguments={"image_topic": IMAGE_TOPIC, "use_sim_time": "true", "rviz": "false",
-                              "model_path": config("model_path"), "device": config("device")}.items()),
+                              "model_path": config("model_path"), "device": config("device"),
+                              "use_depth": config("use_depth"), "depth_topic": DEPTH_TOPIC,
+                              "camera_info_topic": INFO_TOPIC}.items()),
         Node(
             package=PACKAGE,
             executable="sim_evaluator",

@@ -52,3 +52,17 @@ def default_materials_path() -> Path:
 
 def default_model_path() -> Path:
     return share_path("models", "default.onnx")
+
+
+PROFILE_VARIABLE = "FASTDDS_DEFAULT_PROFILES_FILE"
+
+
+def use_fastdds_profile(env: dict[str, str] | None = None) -> tuple[str, bool]:
+    """Point Fast DDS at the package's large-image profile (config/fastdds_shm.xml) unless
+    the user chose one: (the profile in use, whether it is the package's). It must run
+    before rclpy creates a participant, which reads the variable once (docs/ros.md)."""
+    env = os.environ if env is None else env
+    if env.get(PROFILE_VARIABLE):
+        return env[PROFILE_VARIABLE], False
+    env[PROFILE_VARIABLE] = str(share_path("config", "fastdds_shm.xml"))
+    return env[PROFILE_VARIABLE], True

@@ -13,13 +13,13 @@ from typing import Any, Callable
 import numpy as np
 
 from matseg_ros.demo.run import stop_process
-from matseg_ros.paths import share_path
+from matseg_ros.paths import use_fastdds_profile
 
 stop = stop_process  # SIGINT (a clean ROS shutdown), then SIGKILL: the demo's own teardown
 
 # Full-size best-effort images between processes need the SHM profile (docs/ros.md);
 # set before any rclpy context of this test run creates a participant.
-os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(share_path("config", "fastdds_shm.xml")))
+use_fastdds_profile()
 
 
 class RosHarness:

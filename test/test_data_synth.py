@@ -101,6 +101,30 @@ def test_glass_shows_what_lies_behind_tinted(camera):
     np.testing.assert_allclose(raster.rgb[50, 50], [0.4, 0.1, 0.05], atol=1e-5)
 
 
+def test_render_room_views_carry_z_depth_and_the_pinhole_k(materials):
+    """The first default view is render_scene's; a fixed field of view gives K by hand; the
+    depth is z (not the ray length): a wall facing the camera square on reads the same z
+    at every pixel it covers, while its ray lengths grow towards the edges."""
+    from matseg_ros.data.synth import render_room
+    bank = TextureBank(0, variants=2, size=64)
+    first = render_room(np.random.default_rng(7), (96, 128), materials, bank)[0]
+    rgb, ids = render_scene(np.random.default_rng(7), (96, 128), materials, TextureBank(0, variants=2, size=64))
+    np.testing.assert_array_equal(first.rgb, rgb)
+    np.testing.assert_array_equal(first.ids, ids)
+    views = render_room(np.random.default_rng(3), (96, 128), materials, bank, hfov_deg=60.0,
+                        yaw_offsets_deg=(-5.0, 5.0))
+    f = 64 / np.tan(np.radians(30.0))
+    for view in views:
+        np.testing.assert_allclose(view.K, [[f, 0, 63.5], [0, f, 47.5], [0, 0, 1]])
+        assert view.depth_m.shape == (96, 128) and view.depth_m.dtype == np.float32
+        assert (view.depth_m > 0).all() and view.depth_m.max() < 12.0  # a closed room, at most 7 x 8 x 3.2 m
+    assert not np.array_equal(views[0].rgb, views[1].rgb)
+    camera = Camera.look((0, 0, 0), 0.0, 0.0, 0.0, np.radians(60.0), (40, 40))
+    raster = Raster(camera, (0, 0, 0), 1.0, 0.0)
+    raster.draw(rect(-3, 3, -3, 3, 2.5, 6, flat((0.5, 0.5, 0.5))))
+    np.testing.assert_allclose(1.0 / raster.invz, 2.5, rtol=1e-5)
+
+
 def test_render_scene_is_deterministic_and_labels_are_valid(materials):
     bank = TextureBank(0, variants=2, size=64)
     a = render_scene(np.random.default_rng(7), (96, 128), materials, bank)

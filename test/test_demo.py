@@ -39,6 +39,16 @@ def test_demo_runs_end_to_end_and_leaves_no_process_behind(tmp_path, tiny_onnx_m
         assert abs(sum(m["fraction"] for m in frame["materials"]) - 1.0) < 1e-6
     assert f"{summary['frames_segmented']} of 6 frames segmented" in stdout
     assert len(list((out / "input").glob("frame_*.png"))) == 6
+    # the two synthetic rooms' frames carry depth: segment_node ran with use_depth
+    assert sorted(p.name for p in (out / "depth").glob("*.png")) == ["frame_0004.png", "frame_0005.png"]
+    depth = summary["depth"]
+    assert 1 <= depth["material_cloud_messages"] <= 2 and depth["frames_with_area"] >= 1, depth
+    assert depth["materials"] and all(m["mean_area_m2"] > 0 for m in depth["materials"]), depth
+    ply = (out / depth["saved_cloud"]["file"]).read_bytes()
+    head, _, body = ply.partition(b"end_header\n")
+    assert f"element vertex {depth['saved_cloud']['points']}".encode() in head
+    assert len(body) == depth["saved_cloud"]["points"] * 20 and depth["saved_cloud"]["points"] > 0
+    assert "material clouds" in stdout and "median UV-C dwell" in stdout
 
 
 def test_demo_without_the_model_says_which_file_and_how_to_get_it(tmp_path, capsys, monkeypatch):

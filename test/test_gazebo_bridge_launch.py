@@ -10,6 +10,7 @@ import ast
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -63,13 +64,33 @@ def _gz_camera_topics(sensor) -> dict[str, str]:
 def test_bridge_carries_the_sdf_sensor_topics(bridge, world):
     by_type = {s.type: s for s in world.sensors}
     rgb, seg = _gz_camera_topics(by_type["camera"]), _gz_camera_topics(by_type["segmentation"])
+    depth = _gz_camera_topics(by_type["depth_camera"])
     by_gz = {e["gz_topic_name"]: e for e in bridge.values()}
     for gz_topic, ros_type in ((rgb["image"], "sensor_msgs/msg/Image"), (rgb["info"], "sensor_msgs/msg/CameraInfo"),
-                               (seg["labels"], "sensor_msgs/msg/Image"), ("/clock", "rosgraph_msgs/msg/Clock")):
+                               (seg["labels"], "sensor_msgs/msg/Image"), (depth["image"], "sensor_msgs/msg/Image"),
+                               ("/clock", "rosgraph_msgs/msg/Clock")):
         assert gz_topic in by_gz, f"bridge lacks {gz_topic}"
         assert by_gz[gz_topic]["ros_type_name"] == ros_type and by_gz[gz_topic]["direction"] == "GZ_TO_ROS"
-    gz_topics = set(rgb.values()) | set(seg.values()) | {"/clock", "/cmd_vel", "/odom", "/tf", "/joint_states"}
+    gz_topics = set(rgb.values()) | set(seg.values()) | set(depth.values()) | {"/clock", "/cmd_vel", "/odom", "/tf", "/joint_states"}
     assert set(by_gz) <= gz_topics, f"bridged topics nothing publishes: {set(by_gz) - gz_topics}"
+
+
+def test_depth_camera_is_registered_to_the_rgb_camera_and_feeds_segment_node(bridge, world, launch_tree):
+    """segment_node's use_depth needs depth of the colour image's size and view: the depth
+    camera shares the RGB camera's pose, field of view, size and rate, so the RGB
+    camera_info is its calibration too; sim.launch.py hands both bridged topics over."""
+    by_type = {s.type: s for s in world.sensors}
+    rgb, depth = by_type["camera"], by_type["depth_camera"]
+    np.testing.assert_allclose(depth.pose, rgb.pose)
+    assert depth.update_rate == rgb.update_rate
+    for key in ("horizontal_fov", "width", "height"):
+        assert depth.camera[key] == rgb.camera[key], key
+    constants = _constants(launch_tree)
+    assert bridge[constants["DEPTH_TOPIC"]]["gz_topic_name"] == _gz_camera_topics(depth)["image"]
+    assert bridge[constants["INFO_TOPIC"]]["gz_topic_name"] == _gz_camera_topics(rgb)["info"]
+    launch_text = ast.dump(launch_tree)
+    for argument in ("'use_depth'", "'depth_topic'", "'camera_info_topic'"):
+        assert launch_text.count(argument) >= 1, argument
 
 
 def test_bridge_drives_the_diff_drive_topic(bridge, world):

@@ -19,6 +19,7 @@ import json
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -129,6 +130,25 @@ def render_scene(rng: np.random.Generator, size: tuple[int, int] = (384, 512),
 
     Without a `bank`, textures are made for this scene alone (slower); datasets share one.
     """
+    view = render_room(rng, size, materials, bank)[0]
+    return view.rgb, view.ids
+
+
+@dataclass
+class RoomView:
+    """One view of a room: colour, class ids, z-depth in metres (0: nothing) and its K."""
+    rgb: np.ndarray
+    ids: np.ndarray
+    depth_m: np.ndarray
+    K: np.ndarray
+
+
+def render_room(rng: np.random.Generator, size: tuple[int, int] = (384, 512),
+                materials: MaterialMap | None = None, bank: TextureBank | None = None,
+                hfov_deg: float | None = None, yaw_offsets_deg: tuple[float, ...] = (0.0,)) -> list[RoomView]:
+    """Views of one random room from one spot, turned by `yaw_offsets_deg` (a camera pan),
+    with a horizontal field of view of `hfov_deg` (random when None). The first view with
+    the defaults is `render_scene`'s, from the same random draws."""
     h, w = (int(v) for v in size)
     if h < 16 or w < 16:
         raise ValueError(f"size must be at least 16×16 (height, width), got {size!r}")
@@ -141,25 +161,33 @@ def render_scene(rng: np.random.Generator, size: tuple[int, int] = (384, 512),
     cam_x, cam_z = rng.uniform(0.3, 0.7) * W, rng.uniform(0.15, 0.9)
     _furnish(b, walls, W, D, H, cam_z)
     yaw = np.radians(rng.uniform(-35, 35)) + (0.15 if cam_x < W / 2 else -0.15)
-    camera = Camera.look((cam_x, rng.uniform(0.5, 1.6), cam_z), yaw, np.radians(rng.uniform(-28, -4)),
-                         np.radians(rng.normal(0, 1.5)), np.radians(rng.uniform(55, 80)), (h, w))
+    position = (cam_x, rng.uniform(0.5, 1.6), cam_z)
+    pitch, roll, hfov = np.radians(rng.uniform(-28, -4)), np.radians(rng.normal(0, 1.5)), rng.uniform(55, 80)
+    hfov = np.radians(hfov if hfov_deg is None else hfov_deg)
     light = (rng.uniform(0.2, 0.8) * W, H - 0.15, rng.uniform(0.3, 0.9) * D)
-    raster = Raster(camera, light, ambient=rng.uniform(0.35, 0.55), power=rng.uniform(0.6, 1.0))
-    # opaque things near to far (hidden faces are then rejected early), the room behind
-    # them, contact shadows on the room only, then see-through glass far to near
-    depth = {id(f): f.depth_key(camera) for f in b.faces}
+    ambient, power = rng.uniform(0.35, 0.55), rng.uniform(0.6, 1.0)
+    shadow = rng.uniform(0.25, 0.5), rng.uniform(4, 10) * w / 512
     things = [f for f in b.faces[room_faces:] if f.surface.glass == 0]
-    for face in sorted(things, key=lambda f: depth[id(f)]):
-        raster.draw(face)
-    covered = raster.invz > 0
-    for face in b.faces[:room_faces]:
-        if face.surface.glass == 0:
-            raster.draw(face)
-    raster.shadow(b.footprints, rng.uniform(0.25, 0.5), rng.uniform(4, 10) * w / 512, only=~covered)
     glass = [f for f in b.faces if f.surface.glass > 0]
-    for face in sorted(glass, key=lambda f: -depth[id(f)]):
-        raster.draw(face)
-    return finish(raster.rgb, rng), raster.ids
+    views = []
+    for offset in yaw_offsets_deg:
+        camera = Camera.look(position, yaw + np.radians(offset), pitch, roll, hfov, (h, w))
+        raster = Raster(camera, light, ambient=ambient, power=power)
+        # opaque things near to far (hidden faces are then rejected early), the room behind
+        # them, contact shadows on the room only, then see-through glass far to near
+        depth = {id(f): f.depth_key(camera) for f in b.faces}
+        for face in sorted(things, key=lambda f: depth[id(f)]):
+            raster.draw(face)
+        covered = raster.invz > 0
+        for face in b.faces[:room_faces]:
+            if face.surface.glass == 0:
+                raster.draw(face)
+        raster.shadow(b.footprints, *shadow, only=~covered)
+        for face in sorted(glass, key=lambda f: -depth[id(f)]):
+            raster.draw(face)
+        z = np.divide(1.0, raster.invz, out=np.zeros_like(raster.invz), where=raster.invz > 0)
+        views.append(RoomView(finish(raster.rgb, rng), raster.ids, z, camera.K.copy()))
+    return views
 
 
 # --- datasets -----------------------------------------------------------------

@@ -26,13 +26,18 @@ class SourceError(ValueError):
 
 @dataclass
 class Frame:
-    """One frame: decoded RGB (folders, videos) or a recorded message (bags)."""
+    """One frame: decoded RGB (folders, videos) or a recorded message (bags), and where
+    depth is replayed too, its depth image (`depth_source`)."""
 
     rgb: np.ndarray | None = None
     message: Any = None          # rosbags sensor_msgs Image/CompressedImage
     msgtype: str = ""
     log_time_ns: int | None = None
     name: str = ""
+    depth: np.ndarray | None = None   # folders: uint16 mm (16UC1) or float32 m (32FC1)
+    depth_encoding: str = ""
+    depth_message: Any = None    # bags: the paired rosbags sensor_msgs Image
+    info_message: Any = None     # bags: the CameraInfo nearest in stamp
 
 
 def list_images(folder: Path) -> list[Path]:
@@ -94,15 +99,17 @@ def open_bag_reader(path: Path) -> Any:
     return reader
 
 
-def choose_topic(path: Path, topics: dict[str, str], topic: str | None) -> str:
+def choose_topic(path: Path, topics: dict[str, str], topic: str | None, kind: str = "image",
+                 parameter: str | None = None) -> str:
+    """`topic` if it is one of `topics`, else the only one; `parameter` names the setting to fix."""
     if topic:
         if topic not in topics:
-            raise SourceError(f"{path}: no image topic {topic!r}; image topics: "
-                              f"{', '.join(sorted(topics)) or 'none'}")
+            raise SourceError(f"{path}: no {kind} topic {topic!r}{f' ({parameter})' if parameter else ''}; "
+                              f"{kind} topics: {', '.join(sorted(topics)) or 'none'}")
         return topic
     if len(topics) != 1:
-        raise SourceError(f"{path}: {len(topics)} image topics ({', '.join(sorted(topics)) or 'none'}); "
-                          "name the one to replay")
+        raise SourceError(f"{path}: {len(topics)} {kind} topics ({', '.join(sorted(topics)) or 'none'}); "
+                          + (f"set {parameter}" if parameter else "name the one to replay"))
     return next(iter(topics))
 
 

@@ -1,17 +1,25 @@
-"""camera_replay: publish an image folder, a video or a rosbag2 image topic as a camera.
+"""camera_replay: publish an image folder, a video or a rosbag2 image topic as a camera,
+with depth and calibration where the source has them.
 
     camera_replay --ros-args -p source:=frames/ -p rate_hz:=15.0 -p loop:=true
+    camera_replay --ros-args -p source:=rooms/images -p depth_dir:=rooms/depth -p calibration_file:=rooms/camera_info.yaml
 
-Publishes `camera/image_raw` (sensor_msgs/Image) and `camera/camera_info` with the
-node's clock for stamps (or the recorded ones, for bags, with keep_stamps) and the
-`frame_id` parameter. Images from a bag pass through unchanged; compressed ones and
-folder/video frames are published in `encoding` (rgb8 or bgr8). Exits when the source
-is exhausted unless `loop` is set.
+Publishes `camera/image_raw` (sensor_msgs/Image), `camera/camera_info` (calibrated with
+`calibration_file`, fx/fy/cx/cy or a bag's CameraInfo; else size only) and, with
+`depth_dir` or a bag's `depth_topic`, `camera/depth/image_raw` (16UC1 mm or 32FC1 m), all
+three with one header: the node's clock for stamps (or the recorded ones, for bags, with
+keep_stamps) and the `frame_id` parameter. Images from a bag pass through unchanged;
+compressed ones and folder/video frames are published in `encoding` (rgb8 or bgr8).
+Exits when the source is exhausted unless `loop` is set. Fast DDS gets the package's
+large-image profile unless FASTDDS_DEFAULT_PROFILES_FILE is set.
 """
 from __future__ import annotations
 
+import functools
+import signal
 import sys
 import time
+from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
@@ -19,15 +27,19 @@ import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.signals import uninstall_signal_handlers
 from sensor_msgs.msg import CameraInfo, Image
 
-from ..io.framesource import Frame, SourceError, iter_frames
+from ..io.depth_source import BagDepth, Calibration, depth_files, load_calibration, with_depth
+from ..io.framesource import Frame, SourceError, is_bag, iter_frames, list_images
+from ..paths import use_fastdds_profile
 from ..runtime.encodings import ImageDecodeError, numpy_to_image
 from ..runtime.pipeline import decode_frame
 from .node_params import declare_error
 from .runner import run_node
 
 SETTLE_S = 0.5  # after wait_for_subscribers is reached, for their side of discovery to finish
+INTRINSICS = ("fx", "fy", "cx", "cy")
 
 PARAMETERS: dict[str, tuple[Any, str]] = {
     "source": ("", "image folder, video file or rosbag2 (folder, .mcap or .db3) to replay"),
@@ -43,6 +55,18 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "wait_for_subscribers": (0, f"wait until this many subscribers match (then {SETTLE_S:g} s more) "
                                 "before the first frame"),
     "wait_timeout_s": (30.0, "give up waiting for subscribers after this long (then publish anyway)"),
+    "depth_dir": ("", "folder or video: depth images named like the frames (16-bit PNG in mm or "
+                      "32-bit float TIFF in m), published on camera/depth/image_raw"),
+    "depth_topic": ("", "bag only: the depth Image topic, paired by stamp with the image topic and "
+                        "published on camera/depth/image_raw"),
+    "camera_info_topic": ("", "bag only, with depth_topic: the CameraInfo topic (may be omitted if the "
+                              "bag has one)"),
+    "depth_tolerance_s": (0.02, "bag only: largest stamp difference between an image and its depth "
+                                "image, 0..1 s"),
+    "calibration_file": ("", "camera_calibration YAML (image_width, image_height, camera_matrix, "
+                             "distortion_coefficients) for camera/camera_info"),
+    **{name: (0.0, "instead of calibration_file: intrinsics in pixels (all four of fx, fy, cx, cy; "
+                   "0: unset)") for name in INTRINSICS},
 }
 
 
@@ -51,7 +75,7 @@ class StartupError(RuntimeError):
 
 
 class CameraReplay(Node):
-    def __init__(self, **node_kwargs: Any) -> None:
+    def __init__(self, profile: tuple[str, bool] | None = None, **node_kwargs: Any) -> None:
         super().__init__("camera_replay", **node_kwargs)
         p = {}
         for name, (default, text) in PARAMETERS.items():
@@ -69,6 +93,12 @@ class CameraReplay(Node):
             raise StartupError(f"encoding must be rgb8 or bgr8, got {p['encoding']!r}")
         if p["qos_reliability"] not in ("best_effort", "reliable"):
             raise StartupError(f"qos_reliability must be best_effort or reliable, got {p['qos_reliability']!r}")
+        if not 0.0 <= p["depth_tolerance_s"] <= 1.0:
+            raise StartupError(f"depth_tolerance_s must be in 0..1 s, got {p['depth_tolerance_s']}")
+        self.calibration = self._calibration()
+        self._bag_depth: BagDepth | None = None
+        self._depth: dict[str, Path] | None = None
+        self._check_depth()
         self._frames = self._open()
         try:  # fail at start-up, not at the first tick, on an unusable source
             self._next: Frame | None = next(self._frames)
@@ -81,23 +111,102 @@ class CameraReplay(Node):
                                       else ReliabilityPolicy.BEST_EFFORT))
         self.image_pub = self.create_publisher(Image, "camera/image_raw", qos)
         self.info_pub = self.create_publisher(CameraInfo, "camera/camera_info", qos)
+        self.depth_pub = (self.create_publisher(Image, "camera/depth/image_raw", qos)
+                          if self._depth is not None or self._bag_depth is not None else None)
         self.published = 0
+        self.with_depth = 0
         self.done = False
         self._wait_started = time.monotonic()
         self._seen_all: float | None = None
         self._timer = self.create_timer(1.0 / p["rate_hz"], self._tick)
         waiting = p["wait_for_subscribers"]
+        topics = [pub.topic_name for pub in (self.image_pub, self.info_pub, self.depth_pub) if pub is not None]
         self.get_logger().info(
             f"publishing {p['source']}{' (' + p['topic'] + ')' if p['topic'] else ''} on "
-            f"{self.image_pub.topic_name} and {self.info_pub.topic_name} at {p['rate_hz']:g} Hz "
+            f"{', '.join(topics[:-1])} and {topics[-1]} at {p['rate_hz']:g} Hz "
             f"({p['encoding']} for decoded frames, {p['qos_reliability']}"
             f"{', looping' if p['loop'] else ''}"
             f"{', at most ' + str(p['max_frames']) + ' frames' if p['max_frames'] else ''})"
+            f"; {self._describe_depth()}"
             + (f"; first waiting for {waiting} subscriber(s)" if waiting > 0 else ""))
+        if profile is not None:
+            path, ours = profile
+            self.get_logger().info(f"Fast DDS profile: {path} ("
+                                   + ("the package's, as FASTDDS_DEFAULT_PROFILES_FILE was unset)" if ours
+                                      else "from FASTDDS_DEFAULT_PROFILES_FILE)"))
+
+    def _calibration(self) -> Calibration | None:
+        p = self.p
+        given = [name for name in INTRINSICS if p[name] != 0.0]
+        if given and p["calibration_file"]:
+            raise StartupError("set calibration_file or fx, fy, cx, cy, not both")
+        if given:
+            if len(given) != 4 or p["fx"] <= 0 or p["fy"] <= 0:
+                raise StartupError("parameters fx, fy, cx, cy must all be set (fx, fy > 0) together, got "
+                                   + ", ".join(f"{n}={p[n]:g}" for n in INTRINSICS))
+            return Calibration.pinhole(p["fx"], p["fy"], p["cx"], p["cy"], 0, 0)
+        if p["calibration_file"]:
+            try:
+                return load_calibration(p["calibration_file"])
+            except SourceError as exc:
+                raise StartupError(f"parameter calibration_file: {exc}") from exc
+        return None
+
+    def _check_depth(self) -> None:
+        """Depth parameters that fit the source; a depth folder that matches some frames."""
+        p = self.p
+        bag = is_bag(Path(p["source"]))
+        if p["depth_dir"] and bag:
+            raise StartupError("depth_dir is for folders and videos; for a bag set depth_topic")
+        if (p["depth_topic"] or p["camera_info_topic"]) and not bag:
+            raise StartupError(f"depth_topic and camera_info_topic are for bags; {p['source']} is not a "
+                               "rosbag2 (for folders set depth_dir)")
+        if p["camera_info_topic"] and not p["depth_topic"]:
+            raise StartupError("camera_info_topic needs depth_topic")
+        if p["depth_topic"]:
+            if self.calibration is not None:
+                raise StartupError("with depth_topic the calibration is the bag's CameraInfo: leave "
+                                   "calibration_file and fx, fy, cx, cy unset")
+            try:
+                self._bag_depth = BagDepth(p["source"], p["topic"] or None, p["depth_topic"],
+                                           p["camera_info_topic"] or None, int(p["depth_tolerance_s"] * 1e9))
+            except SourceError as exc:
+                raise StartupError(str(exc)) from exc
+        if p["depth_dir"]:
+            if self.calibration is None:
+                raise StartupError("depth_dir needs the intrinsics: set calibration_file or fx, fy, cx, cy")
+            try:
+                self._depth = depth_files(p["depth_dir"])
+            except SourceError as exc:
+                raise StartupError(f"parameter depth_dir: {exc}") from exc
+            source = Path(p["source"])
+            stems = {f.stem for f in list_images(source)} if source.is_dir() else set(self._depth)
+            matched = len(stems & set(self._depth))
+            if not matched:
+                raise StartupError(f"parameter depth_dir: {p['depth_dir']} has no depth image named like a "
+                                   f"frame of {source} (frame_0000.png needs frame_0000.png or .tif)")
+            if matched < len(stems):
+                self.get_logger().warning(f"{len(stems) - matched} of {len(stems)} frames have no depth "
+                                          f"image in {p['depth_dir']}: published without depth")
+
+    def _describe_depth(self) -> str:
+        p = self.p
+        if self._bag_depth is not None:
+            b = self._bag_depth
+            return (f"depth from {b.depth_topic} and camera_info from {b.info_topic}, paired with "
+                    f"{b.image_topic} within {p['depth_tolerance_s']:g} s")
+        calibration = ("camera_info from " + (p["calibration_file"] or "fx, fy, cx, cy")
+                       if self.calibration is not None else "camera_info without calibration (size only)")
+        return calibration + (f", depth from {p['depth_dir']}" if p["depth_dir"] else ", no depth")
 
     def _open(self) -> Iterator[Frame]:
         while True:
-            yield from iter_frames(self.p["source"], self.p["topic"] or None)
+            if self._bag_depth is not None:
+                yield from self._bag_depth
+            elif self._depth is not None:
+                yield from with_depth(iter_frames(self.p["source"]), self._depth)
+            else:
+                yield from iter_frames(self.p["source"], self.p["topic"] or None)
             if not self.p["loop"]:
                 return
 
@@ -131,19 +240,44 @@ class CameraReplay(Node):
             if not (self.p["keep_stamps"] and frame.message is not None):
                 msg.header.stamp = self.get_clock().now().to_msg()
             msg.header.frame_id = self.p["frame_id"]
-            info = CameraInfo(header=msg.header, height=msg.height, width=msg.width)
+            depth = self._to_depth(frame, msg.header)
+            self.info_pub.publish(self._camera_info(frame, msg))
+            if depth is not None:  # before the image: segment_node pairs the image with a depth it has
+                self.depth_pub.publish(depth)
+                self.with_depth += 1
             self.image_pub.publish(msg)
-            self.info_pub.publish(info)
             self.published += 1
         self._next = next(self._frames, None)
 
+    def _camera_info(self, frame: Frame, image: Image) -> CameraInfo:
+        """The image's header with the bag's CameraInfo, the calibration, or its size only."""
+        src, cal = frame.info_message, self.calibration
+        if src is not None:
+            return CameraInfo(header=image.header, height=src.height, width=src.width,
+                              distortion_model=src.distortion_model, d=[float(v) for v in src.d],
+                              k=[float(v) for v in src.k], r=[float(v) for v in src.r],
+                              p=[float(v) for v in src.p], binning_x=src.binning_x, binning_y=src.binning_y)
+        if cal is None:
+            return CameraInfo(header=image.header, height=image.height, width=image.width)
+        cal = cal.sized(image.width, image.height)
+        return CameraInfo(header=image.header, height=cal.height, width=cal.width,
+                          distortion_model=cal.distortion_model, d=list(cal.d), k=list(cal.k),
+                          r=list(cal.r), p=list(cal.p))
+
+    def _to_depth(self, frame: Frame, header: Any) -> Image | None:
+        """The frame's depth image with the colour image's header (one stamp for the pair)."""
+        if frame.depth_message is not None:
+            msg = _pass_through(frame.depth_message)
+        elif frame.depth is not None:
+            msg = numpy_to_image(frame.depth, frame.depth_encoding, Image())
+        else:
+            return None
+        msg.header = header
+        return msg
+
     def _to_image(self, frame: Frame) -> Image | None:
         if frame.message is not None and frame.msgtype.endswith("/Image"):
-            src = frame.message
-            msg = Image(height=src.height, width=src.width, encoding=src.encoding,
-                        is_bigendian=src.is_bigendian, step=src.step, data=np.asarray(src.data).tobytes())
-            msg.header.stamp.sec, msg.header.stamp.nanosec = src.header.stamp.sec, src.header.stamp.nanosec
-            return msg
+            return _pass_through(frame.message)
         rgb = frame.rgb
         if rgb is None:
             try:
@@ -162,7 +296,21 @@ class CameraReplay(Node):
         return msg
 
 
+def _pass_through(src: Any) -> Image:
+    """A recorded rosbags Image as an rclpy one, unchanged, header stamp included."""
+    msg = Image(height=src.height, width=src.width, encoding=src.encoding,
+                is_bigendian=src.is_bigendian, step=src.step, data=np.asarray(src.data).tobytes())
+    msg.header.stamp.sec, msg.header.stamp.nanosec = src.header.stamp.sec, src.header.stamp.nanosec
+    return msg
+
+
 def _replay(node: CameraReplay) -> None:
+    # Ctrl-C (and SIGTERM) as a plain KeyboardInterrupt: rclpy's handler would shut the context
+    # down first, and the final report's log would then fail to reach /rosout ("context is
+    # invalid"). Set, not restored: a process started in the background inherits SIGINT ignored.
+    uninstall_signal_handlers()
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, signal.default_int_handler)
     while rclpy.ok() and not node.done:
         rclpy.spin_once(node, timeout_sec=0.1)
     end = time.monotonic() + 0.5  # let the last samples leave before the process does
@@ -171,13 +319,18 @@ def _replay(node: CameraReplay) -> None:
 
 
 def _report(node: CameraReplay) -> None:
-    """Runs at the end of the source and on Ctrl-C alike."""
+    """Runs at the end of the source and on Ctrl-C alike, while the context is still valid."""
     how = "source exhausted" if node.done else "stopped"
-    node.get_logger().info(f"{how}: published {node.published} frames on {node.image_pub.topic_name}")
+    depth = f" ({node.with_depth} with depth)" if node.depth_pub is not None else ""
+    unpaired = node._bag_depth.pairer.unpaired["image"] if node._bag_depth is not None else 0
+    node.get_logger().info(f"{how}: published {node.published} frames{depth} on {node.image_pub.topic_name}"
+                           + (f"; {unpaired} bag images had no depth partner" if unpaired else ""))
 
 
 def main(args: list[str] | None = None) -> int:
-    return run_node("camera_replay", CameraReplay, (StartupError,), args, spin=_replay, on_exit=_report)
+    profile = use_fastdds_profile()  # before rclpy.init creates the participant
+    return run_node("camera_replay", functools.partial(CameraReplay, profile), (StartupError,), args,
+                    spin=_replay, on_exit=_report)
 
 
 if __name__ == "__main__":
