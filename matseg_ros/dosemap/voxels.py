@@ -86,9 +86,10 @@ class VoxelMap:
             added = np.arange(self.size, self.size + new.size)
             self.data["key"][added] = keys[new]
             rows[new] = added
-            at = np.searchsorted(self._sorted, keys[new])
-            self._sorted = np.insert(self._sorted, at, keys[new])
-            self._order = np.insert(self._order, at, added)
+            by_key = np.argsort(keys[new])  # np.insert keeps the given order of equal positions
+            at = np.searchsorted(self._sorted, keys[new][by_key])
+            self._sorted = np.insert(self._sorted, at, keys[new][by_key])
+            self._order = np.insert(self._order, at, added[by_key])
             self.size += new.size
         return rows, dropped
 
