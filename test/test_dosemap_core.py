@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.integrate import quad
 
-from matseg_ros.dosemap.cloud import CloudArrays, CloudError, grid_normals, read_cloud
+from matseg_ros.dosemap.cloud import CloudArrays, CloudError, area_normals, read_cloud
 from matseg_ros.dosemap.coverage import coverage, dose_records
 from matseg_ros.dosemap.exposure import DoseMap, LampTimer
 from matseg_ros.dosemap.pose import PoseError, pose_from
@@ -60,15 +60,20 @@ def test_read_cloud_refuses_what_it_cannot_read(fields, data, match):
         read_cloud(fields, 4, 5, 24, 120, bytes(data))
 
 
-def test_grid_normals_of_a_tilted_plane_face_the_camera():
+def test_area_normals_of_a_tilted_plane_face_the_camera_and_vanish_next_to_holes():
     intr = wide_camera(64, 48, 90)
     v, u = np.mgrid[0:48, 0:64]
-    a, b = (u - intr.cx) / intr.fx, (v - intr.cy) / intr.fy
-    depth = 2.0 / (1 - 0.5 * a)  # the plane z = 2 + 0.5 x, normal (0.5, 0, -1) towards the camera
-    normals = grid_normals(back_project(depth.astype(np.float32), intr))
+    a = (u - intr.cx) / intr.fx
+    depth = (2.0 / (1 - 0.5 * a)).astype(np.float32)  # the plane z = 2 + 0.5 x, normal (0.5, 0, -1) towards the camera
+    depth[10, 20] = np.nan
+    normals = area_normals(back_project(depth, intr))
+    assert (normals[10, [19, 21]] == 0).all() and (normals[[9, 11], 20] == 0).all()  # the hole's neighbours
+    normals[10, 19:22] = normals[9:12, 20] = 1.0
+    unit = normals / np.linalg.norm(normals, axis=-1, keepdims=True)
     expected = np.array([0.5, 0.0, -1.0]) / np.sqrt(1.25)
-    np.testing.assert_allclose(normals.reshape(-1, 3), np.broadcast_to(expected, (48 * 64, 3)), atol=1e-4)
-    assert b.shape == depth.shape
+    ok = np.ones((48, 64), bool)
+    ok[10, 19:22] = ok[9:12, 20] = False
+    np.testing.assert_allclose(unit[ok], np.broadcast_to(expected, (ok.sum(), 3)), atol=1e-4)
 
 
 def test_poses_rotate_and_translate_and_refuse_nan_and_non_unit_quaternions():
@@ -91,6 +96,21 @@ def test_voxel_map_finds_inserts_and_caps(caplog):
     rows, dropped = vmap.rows_for(np.array([5, 10, 40, 60, 70, 80], np.int64))
     assert dropped == 2 and rows[1] == 1 and (rows >= 0).sum() == 4 and len(vmap) == 6
     assert vmap.lookup(np.array([30, 10, 99])).tolist() == [2, 1, -1]
+
+
+def test_voxel_map_index_stays_right_across_merges_of_its_recent_keys(rng, monkeypatch):
+    monkeypatch.setattr("matseg_ros.dosemap.voxels.RECENT", 50)
+    vmap = VoxelMap(0.1, CLASSES, max_voxels=10_000)
+    keys = rng.choice(10**9, 2000, replace=False).astype(np.int64)
+    for batch in np.array_split(keys, 37):  # some batches merge, some stay recent
+        rows, dropped = vmap.rows_for(batch)
+        assert dropped == 0 and (rows >= 0).all()
+    np.testing.assert_array_equal(vmap.lookup(keys), np.arange(2000))
+    np.testing.assert_array_equal(vmap.column("key"), keys)
+    assert (vmap.lookup(np.array([-5, 10**9 + 1])) == -1).all()
+    rows, _ = vmap.rows_for(keys[::-1].copy())
+    np.testing.assert_array_equal(rows, np.arange(2000)[::-1])  # nothing added twice
+    assert len(vmap) == 2000
 
 
 def test_map_file_round_trips_and_refuses_what_does_not_fit(tmp_path):

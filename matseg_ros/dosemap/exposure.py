@@ -17,10 +17,18 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..runtime.disinfection import DisinfectionConfig, irradiance_from
-from .cloud import CloudArrays, grid_normals
+from .cloud import CloudArrays, area_normals
 from .pose import Pose
 from .visibility import occluded
-from .voxels import VoxelMap, voxel_keys
+from .voxels import VoxelMap, group, voxel_keys
+
+
+def _select(grid: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """N x 3 rows of an H x W x 3 grid where `mask` is set: indexing whole 12-byte records
+    is ~15x faster than a mask over H x W x 3 floats."""
+    grid = np.ascontiguousarray(grid)
+    records = grid.view(np.dtype((np.void, 3 * grid.dtype.itemsize)))[..., 0]
+    return records[mask].view(grid.dtype).reshape(-1, 3)
 
 
 class LampTimer:
@@ -88,24 +96,38 @@ class DoseMap:
         """Fuse one cloud (camera frame) seen from `pose`, then add the dose of the
         `exposure_s` lamp-on seconds since the previous cloud."""
         report = FrameReport()
-        valid = np.isfinite(cloud.points[..., 2])
-        normals = grid_normals(cloud.points)[valid]
-        points = pose.points(cloud.points[valid])
+        valid = np.isfinite(cloud.points[..., 2])  # read_cloud made x, y, z NaN together
+        points = pose.points(_select(cloud.points, valid))
+        normals = _select(area_normals(cloud.points), valid)  # camera frame: rotated per voxel, not per point
+        labels = cloud.labels[valid]
+        weights = cloud.confidence[valid] if cloud.confidence is not None else np.ones(len(labels))
         report.points = len(points)
         keys, in_range = voxel_keys(points, self.voxels.voxel_size)
-        report.dropped_points = int((~in_range).sum())
-        unique, inverse = np.unique(keys[in_range], return_inverse=True)
+        if not in_range.all():  # points beyond +-52 km (at 5 cm): a broken pose or cloud
+            report.dropped_points = int((~in_range).sum())
+            keys, points, normals, labels, weights = (a[in_range] for a in (keys, points, normals, labels, weights))
+        order, unique, starts = group(keys)
+        counts = np.diff(starts, append=len(keys))
         before = len(self.voxels)
         rows, report.dropped_voxels = self.voxels.rows_for(unique)
         report.new_voxels = len(self.voxels) - before
-        kept = rows[inverse] >= 0
-        report.dropped_points += int((~kept).sum())
-        remap = np.cumsum(rows >= 0) - 1  # unique index -> index among the kept voxels
-        weights = cloud.confidence[valid][in_range] if cloud.confidence is not None else np.ones(len(inverse))
-        self.voxels.observe(rows[rows >= 0], remap[inverse[kept]], points[in_range][kept],
-                            pose.vectors(normals[in_range][kept]), cloud.labels[valid][in_range][kept],
-                            weights[kept].astype(np.float64))
-        rows = rows[rows >= 0]
+        voxel = np.empty(len(keys), np.int64)  # each point's voxel: index into unique
+        voxel[order] = np.repeat(np.arange(len(unique)), counts)
+        kept = rows >= 0
+        if report.dropped_voxels:  # the map is full: the points of voxels not in it go
+            keep = kept[voxel]
+            report.dropped_points += int((~keep).sum())
+            voxel = (np.cumsum(kept) - 1)[voxel[keep]]
+            points, normals, labels, weights = (a[keep] for a in (points, normals, labels, weights))
+            rows, counts = rows[kept], counts[kept]
+        m, c = len(rows), len(self.voxels.classes)
+        known = (labels < c) if labels.min(initial=0) >= 0 else (labels >= 0) & (labels < c)
+        scores = np.bincount(voxel[known] * c + labels[known], weights[known], m * c).reshape(m, c)
+        point_sums = np.stack([np.bincount(voxel, points[:, k], m) for k in range(3)], axis=1)
+        normal_sums = pose.vectors(np.stack([np.bincount(voxel, normals[:, k], m) for k in range(3)], axis=1))
+        flat = ~(np.abs(normal_sums).sum(axis=1) > 0)  # only edge or hole points: face the camera, barely
+        normal_sums[flat] = (pose.translation - point_sums[flat] / counts[flat, None]) * 1e-12
+        self.voxels.observe(rows, counts, point_sums, normal_sums, scores)
         report.voxels = len(rows)
         lamp = pose.point(self.config.lamp_offset_m)
         e = self.irradiance(rows, lamp)

@@ -24,10 +24,18 @@ class Pose:
 
     def points(self, points: np.ndarray) -> np.ndarray:
         """N x 3 points (float32) in the fixed frame."""
-        return (points @ self.rotation.T.astype(np.float32)) + self.translation.astype(np.float32)
+        return self.vectors(points, self.translation)
 
-    def vectors(self, vectors: np.ndarray) -> np.ndarray:
-        return vectors @ self.rotation.T.astype(np.float32)
+    def vectors(self, vectors: np.ndarray, offset=(0.0, 0.0, 0.0)) -> np.ndarray:
+        """N x 3 directions (float32) in the fixed frame, plus `offset`. Row by row, not
+        `@`: BLAS threads for an inner dimension of 3 cost up to 10 ms a frame on a loaded
+        machine, this 1 ms."""
+        r = self.rotation.astype(np.float32)
+        x, y, z = vectors[:, 0], vectors[:, 1], vectors[:, 2]
+        out = np.empty(vectors.shape, np.float32)
+        for i in range(3):
+            out[:, i] = r[i, 0] * x + r[i, 1] * y + r[i, 2] * z + np.float32(offset[i])
+        return out
 
     def point(self, xyz: Sequence[float]) -> np.ndarray:
         """One point of the camera frame (the lamp) in the fixed frame, float64."""

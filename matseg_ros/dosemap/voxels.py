@@ -1,9 +1,11 @@
 """A bounded surface voxel map: a sorted key index over rows that grow in chunks, with per
 voxel the fused material scores, the summed normal, the mean point and the dose.
 
-Keys pack the integer voxel coordinates (21 bits each, +-52 km at 5 cm) into one int64;
-lookups are one `searchsorted` over the sorted keys, inserts one merge, so a frame's few
-thousand voxels cost a few vectorised passes whatever the map's size.
+Keys pack the integer voxel coordinates (21 bits each, +-52 km at 5 cm) into one int64.
+The index is two sorted key arrays: the whole map, and the voxels added since its last
+merge (at most RECENT). Lookups are a `searchsorted` in each; new voxels are inserted into
+the small one, which is merged into the big one when full, so a frame that discovers
+surfaces costs O(RECENT), not a copy of the whole index.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from ..fileio import atomic_write_bytes
 BITS = 21
 OFFSET = 1 << (BITS - 1)
 CHUNK = 65536
+RECENT = 32768
 SCHEMA = "matseg/dose_map/1"
 UNLABELLED = 255
 
@@ -28,11 +31,29 @@ class MapFileError(ValueError):
 
 def voxel_keys(points: np.ndarray, size: float) -> tuple[np.ndarray, np.ndarray]:
     """Packed int64 keys of the voxels holding N x 3 points, and which points are in range."""
-    coords = np.floor(points / np.float32(size)).astype(np.int64)
+    coords = np.floor(points * np.float32(1 / size)).astype(np.int64)
     coords += OFFSET
-    ok = ((coords >= 0) & (coords < 2 * OFFSET)).all(axis=1)
-    keys = (coords[:, 0] << (2 * BITS)) | (coords[:, 1] << BITS) | coords[:, 2]
+    if coords.size and (coords.min() < 0 or coords.max() >= 2 * OFFSET):
+        ok = ((coords >= 0) & (coords < 2 * OFFSET)).all(axis=1)
+        coords[~ok] = 0
+    else:  # the usual case, checked in two reductions instead of a mask per point
+        ok = np.ones(len(coords), bool)
+    keys = coords[:, 0] << (2 * BITS)
+    keys |= coords[:, 1] << BITS
+    keys |= coords[:, 2]
     return keys, ok
+
+
+def group(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(order, distinct keys, where each key's run starts in keys[order]): one argsort,
+    and per-voxel sums by np.add.reduceat, cheaper than np.unique's inverse and bincounts."""
+    order = np.argsort(keys)
+    ordered = keys[order]
+    first = np.empty(len(keys), bool)
+    first[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+    starts = np.flatnonzero(first)
+    return order, ordered[starts], starts
 
 
 class VoxelMap:
@@ -53,8 +74,12 @@ class VoxelMap:
     def clear(self) -> None:
         self.size = 0
         self.data = self._empty(0)
-        self._sorted = np.zeros(0, np.int64)  # the keys, sorted
-        self._order = np.zeros(0, np.int64)  # row of each sorted key
+        self._index(np.zeros(0, np.int64), np.zeros(0, np.int64))
+
+    def _index(self, keys: np.ndarray, rows: np.ndarray) -> None:
+        """The big index: sorted keys and the row of each; the recent one emptied."""
+        self._sorted, self._order = keys, rows
+        self._recent, self._recent_rows = np.zeros(0, np.int64), np.zeros(0, np.int64)
 
     def __len__(self) -> int:
         return self.size
@@ -64,14 +89,18 @@ class VoxelMap:
         return self.data[name][:self.size]
 
     def nbytes(self) -> int:
-        return sum(a.nbytes for a in self.data.values()) + self._sorted.nbytes + self._order.nbytes
+        index = (self._sorted, self._order, self._recent, self._recent_rows)
+        return sum(a.nbytes for a in self.data.values()) + sum(a.nbytes for a in index)
 
     def lookup(self, keys: np.ndarray) -> np.ndarray:
         """Row of each key, -1 where the map has no such voxel."""
-        at = np.searchsorted(self._sorted, keys)
-        at_ok = np.minimum(at, max(self.size - 1, 0))
-        found = (at < self.size) & (self._sorted[at_ok] == keys) if self.size else np.zeros(keys.shape, bool)
-        return np.where(found, self._order[at_ok] if self.size else -1, -1)
+        rows = np.full(keys.shape, -1, np.int64)
+        for index, index_rows in ((self._sorted, self._order), (self._recent, self._recent_rows)):
+            if len(index):
+                at = np.minimum(np.searchsorted(index, keys), len(index) - 1)
+                found = index[at] == keys
+                rows[found] = index_rows[at[found]]
+        return rows
 
     def rows_for(self, keys: np.ndarray) -> tuple[np.ndarray, int]:
         """Rows of distinct `keys`, adding the new ones while there is room; -1 for those
@@ -86,11 +115,14 @@ class VoxelMap:
             added = np.arange(self.size, self.size + new.size)
             self.data["key"][added] = keys[new]
             rows[new] = added
-            by_key = np.argsort(keys[new])  # np.insert keeps the given order of equal positions
-            at = np.searchsorted(self._sorted, keys[new][by_key])
-            self._sorted = np.insert(self._sorted, at, keys[new][by_key])
-            self._order = np.insert(self._order, at, added[by_key])
             self.size += new.size
+            by_key = np.argsort(keys[new])  # np.insert keeps the given order of equal positions
+            at = np.searchsorted(self._recent, keys[new][by_key])
+            self._recent = np.insert(self._recent, at, keys[new][by_key])
+            self._recent_rows = np.insert(self._recent_rows, at, added[by_key])
+            if len(self._recent) > RECENT:
+                at = np.searchsorted(self._sorted, self._recent)  # both sorted: one O(N) merge
+                self._index(np.insert(self._sorted, at, self._recent), np.insert(self._order, at, self._recent_rows))
         return rows, dropped
 
     def _grow(self, needed: int) -> None:
@@ -103,20 +135,17 @@ class VoxelMap:
             grown[name][:self.size] = array[:self.size]
         self.data = grown
 
-    def observe(self, rows: np.ndarray, inverse: np.ndarray, points: np.ndarray, normals: np.ndarray,
-                labels: np.ndarray, weights: np.ndarray) -> None:
-        """Fuse one view: point i fell in voxel rows[inverse[i]] (all rows >= 0). Labels
-        outside the class map add no score; the voxel still exists (and takes dose)."""
-        m, c = rows.size, len(self.classes)
-        known = (labels >= 0) & (labels < c)
-        score = np.bincount(inverse[known] * c + labels[known], weights=weights[known], minlength=m * c)
-        self.data["scores"][rows] += score.reshape(m, c).astype(np.float32)
-        count = np.bincount(inverse, minlength=m).astype(np.float32)
-        total = self.data["count"][rows] + count
-        for k in range(3):
-            self.data["normal"][rows, k] += np.bincount(inverse, normals[:, k], m).astype(np.float32)
-            mean = np.bincount(inverse, points[:, k], m) / count  # running mean: float32 stays precise
-            self.data["point"][rows, k] += (mean - self.data["point"][rows, k]) * (count / total)
+    def observe(self, rows: np.ndarray, counts: np.ndarray, point_sums: np.ndarray, normal_sums: np.ndarray,
+                scores: np.ndarray) -> None:
+        """Fuse one view's per-voxel sums into rows `rows`: `counts` points summing to
+        `point_sums` and `normal_sums`, and their label `scores` (M x classes)."""
+        counts = counts.astype(np.float32)
+        total = self.data["count"][rows] + counts
+        point = self.data["point"][rows]
+        point += (point_sums / counts[:, None] - point) * (counts / total)[:, None]  # a running mean
+        self.data["point"][rows] = point
+        self.data["normal"][rows] += normal_sums.astype(np.float32)
+        self.data["scores"][rows] += scores.astype(np.float32)
         self.data["count"][rows] = total
 
     def labels(self) -> np.ndarray:
@@ -182,4 +211,5 @@ class VoxelMap:
         self._grow(n)
         for name in expected:
             self.data[name][:n] = arrays[name]
-        self.size, self._sorted, self._order = n, ordered, order.astype(np.int64)
+        self.size = n
+        self._index(ordered, order.astype(np.int64))
