@@ -43,6 +43,7 @@ WARN_PERIOD_S = 5.0
 POSE_BUFFER = 200
 DEFAULT_MAP_FILE = "~/.ros/matseg_ros/dose_map.npz"
 RELIABLE = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
+NEWEST = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE)  # big maps
 FIELDS = [PointField(name=n, offset=o, datatype=d, count=c) for n, o, d, c in dose_fields()]
 REFUSALS = ("cloud_unknown_frame", "cloud_out_of_order", "cloud_bad", "pose_missing", "pose_stale",
             "pose_bad", "pose_wrong_frame", "tf_failed")
@@ -112,7 +113,7 @@ class DoseMapper(Node):
                                  callback_group=inputs)
         if self._tf is None:
             self.create_subscription(PoseStamped, "pose", self._on_pose, RELIABLE, callback_group=inputs)
-        self._map_pub = self.create_publisher(PointCloud2, "~/dose_map", RELIABLE)
+        self._map_pub = self.create_publisher(PointCloud2, "~/dose_map", NEWEST)
         self._coverage_pub = self.create_publisher(String, "~/coverage", RELIABLE)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         for name, handler in (("reset", self._reset), ("save", self._save), ("load", self._load)):
