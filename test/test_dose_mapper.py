@@ -122,7 +122,7 @@ class Client:
         """The dose map once it includes the cloud stamped `stamp`."""
         want = self.stamp(stamp)
         ok = self.wait_until(lambda: self.map is not None and (self.map.header.stamp.sec, self.map.header.stamp.nanosec)
-                             == (want.sec, want.nanosec) and self.coverage["stamp"]["sec"] == want.sec, 20)
+                             == (want.sec, want.nanosec) == tuple(self.coverage["stamp"].values()), 20)
         assert ok, "the dose map never reached the last cloud"
         return records(self.map), self.coverage
 

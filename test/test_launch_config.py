@@ -136,7 +136,7 @@ def test_dose_map_starts_dose_mapper_beside_segment_node_on_its_cloud():
 
 
 def test_dose_mapper_params_file_documents_every_parameter_with_valid_values():
-    from matseg_ros.ros.dose_mapper import PARAMETERS, check
+    from matseg_ros.ros.dose_mapper_params import PARAMETERS, check
     text = (ROOT / "config" / "dose_mapper.yaml").read_text()
     params = yaml.safe_load(text)["/**"]["ros__parameters"]
     assert set(params) == set(PARAMETERS)

@@ -18,7 +18,6 @@ from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
@@ -34,14 +33,13 @@ from ..dosemap.pose import PoseError, pose_from
 from ..dosemap.voxels import MapFileError
 from ..io.stamp_pairing import NearestStamp, stamp_ns
 from ..runtime.runstats import WarningThrottle
-from . import node_params
 from .cloud import records_message
+from .dose_mapper_params import DEFAULT_MAP_FILE, StartupError, declare
 from .runner import run_node
 
 NODE_NAME = "dose_mapper"
 WARN_PERIOD_S = 5.0
 POSE_BUFFER = 200
-DEFAULT_MAP_FILE = "~/.ros/matseg_ros/dose_map.npz"
 RELIABLE = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
 NEWEST = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE)  # big maps
 FIELDS = [PointField(name=n, offset=o, datatype=d, count=c) for n, o, d, c in dose_fields()]
@@ -49,50 +47,13 @@ REFUSALS = ("cloud_unknown_frame", "cloud_out_of_order", "cloud_bad", "pose_miss
             "pose_bad", "pose_wrong_frame", "tf_failed")
 NOTES = ("lamp_unknown", "lamp_silent", "interval_capped")  # the cloud is mapped, but adds no (or less) dose
 
-# name -> (default, description, (low, high) for numbers or choices for strings)
-PARAMETERS: dict[str, tuple[Any, str, Any]] = {
-    "fixed_frame": ("map", "frame of the map and of the poses", None),
-    "pose_source": ("topic", "topic: geometry_msgs/PoseStamped on `pose`; tf: TF through tf2_ros", ("topic", "tf")),
-    "camera_frame": ("", "with pose_source topic: the frame the pose is of; clouds in another frame are "
-                         "refused; empty: any", None),
-    "pose_tolerance_s": (0.05, "largest stamp difference between a cloud and its pose, s", (1e-6, 10.0)),
-    "voxel_size": (0.05, "edge of a surface voxel, m", (0.005, 1.0)),
-    "max_voxels": (1_000_000, "voxel cap: new voxels beyond it are dropped (logged once, counted)",
-                   (1_000, 100_000_000)),
-    "max_exposure_interval_s": (0.5, "longest time between two clouds that counts as exposure, s "
-                                     "(a gap in the clouds adds at most this)", (1e-3, 60.0)),
-    "lamp_timeout_s": (0.0, "a lamp_on state older than this counts as unknown (no dose); 0: never",
-                       (0.0, 3600.0)),
-    "publish_period_s": (1.0, "period of ~/dose_map and ~/coverage, s", (0.01, 60.0)),
-    "map_file": ("", f"file of ~/save and ~/load; empty: {DEFAULT_MAP_FILE}", None),
-    "disinfection_file": ("", "UV-C lamp and doses; empty: the shipped config/disinfection.yaml", None),
-    "materials_file": ("", "class map of the cloud's labels; empty: the shipped config/materials.yaml", None),
-}
-
-
-class StartupError(RuntimeError):
-    """The node cannot run as configured; the message is the one line the user sees."""
-
-
-def check(name: str, value: Any) -> str | None:
-    """None when `value` suits parameter `name`, else the reason."""
-    default, _, rule = PARAMETERS[name]
-    if isinstance(rule, tuple) and isinstance(rule[0], str) and value not in rule:
-        return f"{name} must be one of {', '.join(rule)}, got {value!r}"
-    if isinstance(rule, tuple) and not isinstance(rule[0], str):
-        low, high = rule
-        if isinstance(value, bool) or not isinstance(value, type(default)) or not low <= value <= high:
-            return f"{name} must be {'an integer' if isinstance(default, int) else 'a number'} in {low:g}..{high:g}, " \
-                   f"got {value!r}"
-    if name == "fixed_frame" and not value:
-        return "fixed_frame must be a frame name, got ''"
-    return None
-
 
 class DoseMapper(Node):
+    """The dose map node; parameters in dose_mapper_params, topics and services in docs/ros.md."""
+
     def __init__(self, node_name: str = NODE_NAME, **node_kwargs: Any) -> None:
         super().__init__(node_name, **node_kwargs)
-        p = self._params = self._declare_parameters()
+        p = self._params = declare(self)
         self.dose = DoseMap(*self._load_configs(), p["voxel_size"], p["max_voxels"])
         self._tf = self._start_tf() if p["pose_source"] == "tf" else None
         self.lamp = LampTimer()
@@ -128,20 +89,6 @@ class DoseMapper(Node):
             f"{'at the camera' if self.dose.lamp_at_camera else 'offset: ray casting'}")
 
     # --- start-up -----------------------------------------------------------
-    def _declare_parameters(self) -> dict[str, Any]:
-        values = {}
-        for name, (default, description, _) in PARAMETERS.items():
-            try:
-                value = self.declare_parameter(
-                    name, default, ParameterDescriptor(name=name, description=description, read_only=True)).value
-            except Exception as exc:  # rclpy's InvalidParameter(Value|Type)Exception and kin
-                raise StartupError(node_params.declare_error(name, exc)) from exc
-            reason = check(name, value)
-            if reason:
-                raise StartupError(f"parameter {reason}")
-            values[name] = value
-        return values
-
     def _load_configs(self):
         from ..materials import MaterialsError, load_materials
         from ..runtime.disinfection import DisinfectionConfigError, load_disinfection
