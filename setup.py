@@ -40,6 +40,7 @@ setup(
         "ros": [
             "ros-rclpy", "ros-sensor-msgs", "ros-std-msgs", "ros-diagnostic-msgs",
             "ros-builtin-interfaces", "ros-rmw-fastrtps-cpp", "ros-ament-index-python",
+            "ros-geometry-msgs", "ros-std-srvs",
         ],
         "dev": ["pytest", "pytest-timeout", "torchmetrics", "scikit-image"],
     },
@@ -55,6 +56,7 @@ setup(
             "camera_replay = matseg_ros.ros.camera_replay:main",
             "sim_evaluator = matseg_ros.ros.sim_evaluator:main",
             "dataset_recorder = matseg_ros.ros.dataset_recorder:main",
+            "dose_mapper = matseg_ros.ros.dose_mapper:main",
         ],
     },
 )

@@ -6,6 +6,7 @@
     ros2 launch matseg_ros segment.launch.py cameras:="[front, rear]" image_topic:=/{camera}/camera/image_raw
     ros2 launch matseg_ros segment.launch.py compressed:=true   # image_topic/compressed (JPEG, PNG)
     ros2 launch matseg_ros segment.launch.py lifecycle:=true   # then: ros2 lifecycle set /matseg configure
+    ros2 launch matseg_ros segment.launch.py use_depth:=true dose_map:=true pose_topic:=/slam/camera_pose
 
 Arguments left empty (model_path, backend, device, compressed) keep the value of params_file.
 ros2 launch accepts undeclared arguments without a word: `--show-args` lists these.
@@ -106,6 +107,13 @@ def generate_launch_description():
                               description="several cameras on one model: namespaces, e.g. \"[front, rear]\""),
         DeclareLaunchArgument("lifecycle", default_value="false",
                               description="start segment_node as a managed (lifecycle) node, unconfigured"),
+        DeclareLaunchArgument("dose_map", default_value="false",
+                              description="also start dose_mapper on segment_node's material cloud (needs use_depth)"),
+        DeclareLaunchArgument("lamp_topic", default_value="/lamp_on",
+                              description="dose_mapper's lamp state (std_msgs/Bool)"),
+        DeclareLaunchArgument("pose_topic", default_value="/camera/pose",
+                              description="dose_mapper's camera pose (geometry_msgs/PoseStamped) with "
+                                          "pose_source topic (config/dose_mapper.yaml)"),
     ]
     if PROFILE_VARIABLE not in os.environ:
         actions.append(SetEnvironmentVariable(PROFILE_VARIABLE,
@@ -120,6 +128,18 @@ def generate_launch_description():
             arguments=["-d", os.path.join(share, "config", "rviz", "matseg.rviz")],
             parameters=[{"use_sim_time": LaunchConfiguration("use_sim_time")}],
             condition=IfCondition(LaunchConfiguration("rviz")),
+            output="screen",
+        ),
+        Node(
+            package=PACKAGE,
+            executable="dose_mapper",
+            name="dose_mapper",
+            namespace=LaunchConfiguration("namespace"),
+            parameters=[os.path.join(share, "config", "dose_mapper.yaml"),
+                        {"use_sim_time": LaunchConfiguration("use_sim_time")}],
+            remappings=[("material_cloud", "matseg/material_cloud"), ("lamp_on", LaunchConfiguration("lamp_topic")),
+                        ("pose", LaunchConfiguration("pose_topic"))],
+            condition=IfCondition(LaunchConfiguration("dose_map")),
             output="screen",
         ),
     ]

@@ -54,7 +54,7 @@ def test_launch_arguments_and_defaults():
     args = _declared(LAUNCH)
     assert set(args) == {"image_topic", "params_file", "model_path", "backend", "device", "namespace",
                          "use_sim_time", "rviz", "use_depth", "depth_topic", "camera_info_topic",
-                         "cameras", "lifecycle", "compressed"}
+                         "cameras", "lifecycle", "compressed", "dose_map", "lamp_topic", "pose_topic"}
     assert args["image_topic"] == "/camera/image_raw" and args["depth_topic"] == "/camera/depth/image_raw"
     assert args["camera_info_topic"] == "/camera/camera_info"
     assert args["compressed"] == ""  # empty: params_file's value
@@ -160,7 +160,7 @@ def test_every_launch_argument_in_the_docs_is_declared():
 def test_launch_nodes_exist_and_remap_the_image_topic():
     tree = ast.parse(LAUNCH.read_text())
     nodes = {ast.literal_eval(_kw(c, "executable")): c for c in _calls(tree, "Node") + _calls(tree, "node_type")}
-    assert set(nodes) == {"segment_node", "rviz2"}
+    assert set(nodes) == {"segment_node", "rviz2", "dose_mapper"}
     seg = nodes["segment_node"]
     assert ast.unparse(_kw(seg, "package")) == "PACKAGE" and 'PACKAGE = "matseg_ros"' in LAUNCH.read_text()
     assert ast.literal_eval(_kw(seg, "name")) == "matseg"
@@ -181,6 +181,47 @@ def test_launch_nodes_exist_and_remap_the_image_topic():
     for path in ("config/segment.yaml", "config/rviz/matseg.rviz", "config/fastdds_shm.xml"):
         assert (ROOT / path).is_file()
     compile(LAUNCH.read_text(), str(LAUNCH), "exec")
+
+
+def test_dose_map_starts_dose_mapper_beside_segment_node_on_its_cloud():
+    from matseg_ros.ros.dose_mapper import NODE_NAME
+    from matseg_ros.ros.segment_node import NODE_NAME as SEGMENT, TOPICS
+    tree = ast.parse(LAUNCH.read_text())
+    args = {ast.literal_eval(c.args[0]): _kw(c, "default_value") for c in _calls(tree, "DeclareLaunchArgument")}
+    assert ast.literal_eval(args["dose_map"]) == "false"
+    (node,) = [c for c in _calls(tree, "Node") if ast.literal_eval(_kw(c, "executable")) == "dose_mapper"]
+    assert ast.literal_eval(_kw(node, "name")) == NODE_NAME and "dose_mapper" in _console_scripts()
+    assert ast.unparse(_kw(node, "condition")) == "IfCondition(LaunchConfiguration('dose_map'))"
+    assert ast.unparse(_kw(node, "namespace")) == "LaunchConfiguration('namespace')"  # beside segment_node
+    remaps = dict((ast.literal_eval(e.elts[0]), ast.unparse(e.elts[1])) for e in _kw(node, "remappings").elts)
+    cloud = f"{SEGMENT}/" + TOPICS["cloud"].removeprefix("~/")  # relative: segment_node's ~/material_cloud
+    assert remaps == {"material_cloud": repr(cloud), "lamp_on": "LaunchConfiguration('lamp_topic')",
+                      "pose": "LaunchConfiguration('pose_topic')"}
+    assert "'config', 'dose_mapper.yaml'" in ast.unparse(_kw(node, "parameters"))
+
+
+def test_dose_mapper_params_file_documents_every_parameter_with_valid_values():
+    from matseg_ros.ros.dose_mapper_params import PARAMETERS, check
+    text = (ROOT / "config" / "dose_mapper.yaml").read_text()
+    params = yaml.safe_load(text)["/**"]["ros__parameters"]
+    assert set(params) == set(PARAMETERS)
+    for name, value in params.items():
+        assert value == PARAMETERS[name][0] and type(value) is type(PARAMETERS[name][0]), name
+        assert check(name, value) is None
+        assert "#" in next(line for line in text.splitlines() if line.strip().startswith(f"{name}:")), name
+    assert check("pose_source", "gps") == "pose_source must be one of topic, tf, got 'gps'"
+    assert check("voxel_size", 0.0) == "voxel_size must be a number in 0.005..1, got 0.0"
+
+
+def test_dose_map_rviz_colours_the_map_by_fraction():
+    from matseg_ros.ros.dose_mapper import NODE_NAME
+    config = yaml.safe_load((ROOT / "config" / "rviz" / "dose_map.rviz").read_text())
+    manager = config["Visualization Manager"]
+    (cloud,) = [d for d in manager["Displays"] if d["Class"] == "rviz_default_plugins/PointCloud2"]
+    assert cloud["Topic"]["Value"] == f"/{NODE_NAME}/dose_map" and cloud["Topic"]["Reliability Policy"] == "Reliable"
+    assert cloud["Color Transformer"] == "Intensity" and cloud["Channel Name"] == "fraction"
+    assert cloud["Autocompute Intensity Bounds"] is False and (cloud["Min Intensity"], cloud["Max Intensity"]) == (0, 1)
+    assert manager["Global Options"]["Fixed Frame"] == "map"
 
 
 def test_rviz_shows_camera_and_the_node_outputs_with_matching_qos():

@@ -1,6 +1,6 @@
 """The package layout's dependency contract, checked on the code itself.
 
-Direction: ros -> core (runtime, io, sim) <- training <- data; networks is a leaf; the core
+Direction: ros -> core (runtime, io, sim, dosemap) <- training <- data; networks is a leaf; the core
 imports without rclpy, training without onnxruntime, and an ONNX-only robot needs no torch.
 """
 import ast
@@ -14,7 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "matseg_ros"
 SHARED = {"materials", "paths", "fileio", "confusion"}
-CORE = {"runtime", "io", "sim"}
+CORE = {"runtime", "io", "sim", "dosemap"}
 
 # part of the package -> the parts it may import (besides itself and the package __init__)
 ALLOWED = {
@@ -23,6 +23,7 @@ ALLOWED = {
     "runtime": {"shared", "networks"},
     "io": {"shared", "runtime"},
     "sim": {"shared", "runtime", "io"},
+    "dosemap": {"shared", "runtime", "io"},
     "training": {"shared", "runtime", "io", "networks"},
     "data": {"shared", "runtime", "io", "networks", "training"},
     "ros": {"shared"} | CORE,
@@ -122,9 +123,10 @@ def import_without(blocked: list[str], names: list[str]) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("blocked, parts, exempt", [
-    (["rclpy"], {"package", "shared", "runtime", "io", "sim", "networks", "training", "data", "cli", "demo"}, set()),
+    (["rclpy"], {"package", "shared", "runtime", "io", "sim", "dosemap", "networks", "training", "data", "cli", "demo"},
+     set()),
     (["onnxruntime"], {"networks", "training", "data"}, set()),
-    (["torch"], {"package", "shared", "runtime", "io", "sim"}, NEEDS_TORCH),
+    (["torch"], {"package", "shared", "runtime", "io", "sim", "dosemap"}, NEEDS_TORCH),
 ], ids=["core-and-training-without-rclpy", "training-without-onnxruntime", "onnx-robot-without-torch"])
 def test_modules_import_in_a_fresh_interpreter_without(blocked, parts, exempt):
     names = [m for m in modules() if part_of(m) in parts and m not in exempt]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SCRIPTS = ("matseg", "segment_node", "camera_replay", "sim_evaluator", "dataset_recorder")
+SCRIPTS = ("matseg", "segment_node", "camera_replay", "sim_evaluator", "dataset_recorder", "dose_mapper")
 
 
 def test_package_xml_is_format3_ament_python():
@@ -19,7 +19,8 @@ def test_package_xml_is_format3_ament_python():
     assert root.findtext("export/build_type") == "ament_python"
     exec_deps = {e.text for e in root.findall("exec_depend")}
     for dep in ("rclpy", "sensor_msgs", "std_msgs", "diagnostic_msgs", "cv_bridge", "vision_msgs",
-                "launch", "launch_ros", "python3-numpy", "python3-opencv", "python3-yaml"):
+                "launch", "launch_ros", "python3-numpy", "python3-opencv", "python3-yaml",
+                "geometry_msgs", "std_srvs", "tf2_ros"):
         assert dep in exec_deps, dep
     assert "python3-pytest" in {e.text for e in root.findall("test_depend")}
     assert (ROOT / "resource" / "matseg_ros").is_file()

@@ -1,3 +1,3 @@
-"""Thin rclpy nodes over the core (`runtime`, `io`, `sim`); the only part of the package
+"""Thin rclpy nodes over the core (`runtime`, `io`, `sim`, `dosemap`); the only part of the package
 that imports rclpy. Nodes hold no ML logic. May import the core, never `training` or `data`.
 """

@@ -143,7 +143,14 @@ def irradiance(points: np.ndarray, normals: np.ndarray, config: DisinfectionConf
 
     r and theta are measured to the lamp (config.lamp_offset_m in the camera frame).
     """
-    dx, dy, dz = (np.float32(config.lamp_offset_m[k]) - points[..., k] for k in range(3))
+    return irradiance_from(points, normals, config.lamp_offset_m, config)
+
+
+def irradiance_from(points: np.ndarray, normals: np.ndarray, lamp: Any,
+                    config: DisinfectionConfig) -> np.ndarray:
+    """`irradiance` with the lamp at `lamp` (x, y, z in the points' frame): the dose map's
+    points are in a fixed frame, where the lamp moves with the camera."""
+    dx, dy, dz = (np.float32(lamp[k]) - points[..., k] for k in range(3))
     r_sq = dx * dx + dy * dy + dz * dz
     with np.errstate(invalid="ignore", divide="ignore"):
         cos = (normals[..., 0] * dx + normals[..., 1] * dy + normals[..., 2] * dz) / np.sqrt(r_sq)
