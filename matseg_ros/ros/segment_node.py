@@ -33,6 +33,7 @@ from std_msgs.msg import String
 
 from . import node_params
 from ..io.stamp_pairing import stamp_ns
+from ..paths import use_fastdds_profile
 from ..runtime.depth import DepthError, Intrinsics, depth_to_metres
 from ..runtime.encodings import ImageDecodeError, image_to_numpy, numpy_to_image
 from ..runtime.latest import LatestSlots
@@ -480,6 +481,7 @@ def spin_until_finished(node: SegmentNode) -> None:
 
 
 def main(args: list[str] | None = None) -> int:
+    use_fastdds_profile()  # before rclpy.init: `ros2 run` gets the large-image profile as launch does
     return run_node("segment_node", SegmentNode, (StartupError,), args, spin=spin_until_finished)
 
 
