@@ -13,7 +13,7 @@ from matseg_ros.dosemap.coverage import coverage, dose_records
 from matseg_ros.dosemap.exposure import DoseMap, LampTimer
 from matseg_ros.dosemap.pose import PoseError, pose_from
 from matseg_ros.dosemap.visibility import occluded
-from matseg_ros.dosemap.voxels import MapFileError, VoxelMap, voxel_keys
+from matseg_ros.dosemap.voxels import MapFileError, VoxelMap, group, group_points, voxel_keys
 from matseg_ros.runtime.depth import Intrinsics, back_project, cloud_fields, pack_cloud
 from matseg_ros.runtime.disinfection import load_disinfection
 
@@ -84,6 +84,21 @@ def test_poses_rotate_and_translate_and_refuse_nan_and_non_unit_quaternions():
         pose_from((0, np.nan, 0), (0, 0, 0, 1))
     with pytest.raises(PoseError, match="norm 2.0000"):
         pose_from((0, 0, 0), (0, 0, 0, 2))
+
+
+@pytest.mark.parametrize("spread", [3.0, 1e4, 6e4])  # packed in the box; too wide to pack; out of range
+def test_group_points_sorts_like_voxel_keys_and_group(rng, spread):
+    points = (rng.normal(size=(5000, 3)) * spread).astype(np.float32)
+    points[:300] = points[300:600]  # shared voxels
+    keys, ok = voxel_keys(points, 0.05)
+    order, unique, starts, in_range = group_points(*points.T.copy(), 0.05)
+    np.testing.assert_array_equal(in_range, ok)
+    want_order, want_unique, want_starts = group(keys[ok])
+    np.testing.assert_array_equal(unique, want_unique)
+    np.testing.assert_array_equal(starts, want_starts)
+    np.testing.assert_array_equal(np.sort(order), np.arange(ok.sum()))
+    np.testing.assert_array_equal(keys[ok][order], keys[ok][want_order])  # the same runs, maybe reordered within
+    assert [len(a) for a in group_points(*np.zeros((3, 0), np.float32), 0.05)] == [0, 0, 0, 0]
 
 
 def test_voxel_map_finds_inserts_and_caps(caplog):

@@ -96,12 +96,20 @@ def area_normals(points: np.ndarray) -> np.ndarray:
     A depth image shows surfaces from their front, so dP/dv x dP/du faces the sensor
     everywhere except across depth edges, where the sums of a voxel outweigh it.
     """
-    planes = [np.ascontiguousarray(points[..., k]) for k in range(3)]
-    du = [_difference(p, 1) for p in planes]
-    dv = [_difference(p, 0) for p in planes]
     normals = np.empty(points.shape, np.float32)
-    for k, (a, b) in enumerate(((1, 2), (2, 0), (0, 1))):
-        n = dv[a] * du[b] - dv[b] * du[a]
-        n[~np.isfinite(n)] = 0.0
+    for k, n in enumerate(normal_planes([np.ascontiguousarray(points[..., k]) for k in range(3)])):
         normals[..., k] = n
     return normals
+
+
+def normal_planes(planes: list[np.ndarray]) -> list[np.ndarray]:
+    """`area_normals` of the grid's x, y, z planes (H x W each), as three H x W planes."""
+    du = [_difference(p, 1) for p in planes]
+    dv = [_difference(p, 0) for p in planes]
+    out = []
+    for a, b in ((1, 2), (2, 0), (0, 1)):
+        n = dv[a] * du[b]
+        n -= dv[b] * du[a]
+        n[~np.isfinite(n)] = 0.0
+        out.append(n)
+    return out

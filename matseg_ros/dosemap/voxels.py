@@ -56,6 +56,55 @@ def group(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return order, ordered[starts], starts
 
 
+def group_points(x: np.ndarray, y: np.ndarray, z: np.ndarray, size: float
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """`group(voxel_keys(points))` of points given as three coordinate arrays, and which
+    points are in range: (order, distinct keys, run starts in keys[order], in_range).
+
+    The voxel coordinates are numbered inside the frame's bounding box and packed above the
+    point index into one int64, so a plain `np.sort` (vectorised, ~3x an int64 argsort)
+    gives the order, stable within a voxel. Bounding boxes too large to pack, and points
+    out of the key range, take voxel_keys and group.
+    """
+    n = len(x)
+    scale = np.float32(1 / size)
+    cells = [np.floor(c * scale) for c in (x, y, z)]  # the same float32 arithmetic as voxel_keys
+    lo = [float(c.min(initial=np.inf)) for c in cells]
+    hi = [float(c.max(initial=-np.inf)) for c in cells]
+    index_bits = max(1, int(n).bit_length())
+    spans = [h - l + 1 for l, h in zip(lo, hi)]
+    if n == 0 or not all(-OFFSET <= l and h < OFFSET for l, h in zip(lo, hi)) or \
+            sum(int(s).bit_length() for s in spans) + index_bits > 62:
+        keys, in_range = voxel_keys(np.stack([x, y, z], axis=1), size)
+        if not in_range.all():
+            order, unique, starts = group(keys[in_range])
+        else:
+            order, unique, starts = group(keys)
+        return order, unique, starts, in_range
+    cx, cy, cz = (np.subtract(c, np.float32(l)).astype(np.int64) for c, l in zip(cells, lo))
+    sy, sz = int(spans[1]), int(spans[2])
+    packed = cx * sy
+    packed += cy
+    packed *= sz
+    packed += cz
+    packed <<= index_bits
+    packed |= np.arange(n, dtype=np.int64)
+    packed.sort()
+    order = packed & ((1 << index_bits) - 1)
+    packed >>= index_bits  # each point's voxel number in the box, ascending
+    first = np.empty(n, bool)
+    first[:1] = True
+    np.not_equal(packed[1:], packed[:-1], out=first[1:])
+    starts = np.flatnonzero(first)
+    box = packed[starts]
+    ux, rest = np.divmod(box, sy * sz)
+    uy, uz = np.divmod(rest, sz)  # box order is key order: both are x-major, then y, then z
+    unique = (ux + int(lo[0]) + OFFSET) << (2 * BITS)
+    unique |= (uy + int(lo[1]) + OFFSET) << BITS
+    unique |= uz + int(lo[2]) + OFFSET
+    return order, unique, starts, np.ones(n, bool)
+
+
 class VoxelMap:
     """At most `max_voxels` voxels of `voxel_size` metres; `classes` are the label ids' names."""
 
