@@ -115,18 +115,21 @@ class DoseMap:
             labels, weights = labels[keep], weights[keep]
             rows, counts = rows[kept], counts[kept]
         m, c = len(rows), len(self.voxels.classes)
-        known = (labels < c) if labels.min(initial=0) >= 0 else (labels >= 0) & (labels < c)
-        scores = np.bincount(voxel[known] * c + labels[known], weights[known], m * c).reshape(m, c)
+        if len(labels) and labels.min() >= 0 and labels.max() < c:  # the usual case: no mask
+            scores = np.bincount(voxel * c + labels, weights, m * c).reshape(m, c)
+        else:
+            known = (labels >= 0) & (labels < c)
+            scores = np.bincount(voxel[known] * c + labels[known], weights[known], m * c).reshape(m, c)
         point_sums = np.stack([np.bincount(voxel, points[k], m) for k in range(3)], axis=1)
         normal_sums = pose.vectors(np.stack([np.bincount(voxel, normals[k], m) for k in range(3)], axis=1))
         flat = ~(np.abs(normal_sums).sum(axis=1) > 0)  # only edge or hole points: face the camera, barely
         normal_sums[flat] = (pose.translation - point_sums[flat] / counts[flat, None]) * 1e-12
-        self.voxels.observe(rows, counts, point_sums, normal_sums, scores)
+        point, normal = self.voxels.observe(rows, counts, point_sums, normal_sums, scores)
         report.voxels = len(rows)
         lamp = pose.point(self.config.lamp_offset_m)
-        e = self.irradiance(rows, lamp)
+        e = self.irradiance(rows, lamp, point, normal)
         if not self.lamp_at_camera:
-            hidden = occluded(self.voxels, lamp, self.voxels.column("point")[rows])
+            hidden = occluded(self.voxels, lamp, point)
             e[hidden] = 0.0
             report.occluded = int(hidden.sum())
         half = 0.5 * max(float(exposure_s), 0.0)
@@ -137,9 +140,14 @@ class DoseMap:
         self.view_rows, self.view_irradiance = rows, e
         return report
 
-    def irradiance(self, rows: np.ndarray, lamp: np.ndarray) -> np.ndarray:
-        """mW/cm^2 on the voxels `rows` from a lamp at `lamp` (fixed frame); 0 where undefined."""
-        e = irradiance_from(self.voxels.column("point")[rows], self.voxels.unit_normals(rows).astype(np.float32),
-                            lamp, self.config).astype(np.float64)
+    def irradiance(self, rows: np.ndarray, lamp: np.ndarray, point: np.ndarray | None = None,
+                   normal: np.ndarray | None = None) -> np.ndarray:
+        """mW/cm^2 on the voxels `rows` from a lamp at `lamp` (fixed frame); 0 where undefined.
+        `point` and `normal`: those rows' mean points and summed normals, when at hand."""
+        point = self.voxels.column("point")[rows] if point is None else point
+        normal = self.voxels.column("normal")[rows] if normal is None else normal
+        with np.errstate(invalid="ignore", divide="ignore"):
+            unit = (normal / np.linalg.norm(normal, axis=-1, keepdims=True)).astype(np.float32, copy=False)
+        e = irradiance_from(point, unit, lamp, self.config).astype(np.float64)
         e[~np.isfinite(e)] = 0.0
         return e

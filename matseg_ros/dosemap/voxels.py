@@ -185,17 +185,21 @@ class VoxelMap:
         self.data = grown
 
     def observe(self, rows: np.ndarray, counts: np.ndarray, point_sums: np.ndarray, normal_sums: np.ndarray,
-                scores: np.ndarray) -> None:
+                scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Fuse one view's per-voxel sums into rows `rows`: `counts` points summing to
-        `point_sums` and `normal_sums`, and their label `scores` (M x classes)."""
+        `point_sums` and `normal_sums`, and their label `scores` (M x classes). Returns the
+        rows' new mean points and summed normals (copies)."""
         counts = counts.astype(np.float32)
         total = self.data["count"][rows] + counts
         point = self.data["point"][rows]
         point += (point_sums / counts[:, None] - point) * (counts / total)[:, None]  # a running mean
         self.data["point"][rows] = point
-        self.data["normal"][rows] += normal_sums.astype(np.float32)
+        normal = self.data["normal"][rows]
+        normal += normal_sums.astype(np.float32)
+        self.data["normal"][rows] = normal
         self.data["scores"][rows] += scores.astype(np.float32)
         self.data["count"][rows] = total
+        return point, normal
 
     def labels(self) -> np.ndarray:
         """The fused class id of every voxel: highest summed score; UNLABELLED where none."""
