@@ -105,6 +105,14 @@ def group_points(x: np.ndarray, y: np.ndarray, z: np.ndarray, size: float
     return order, unique, starts, np.ones(n, bool)
 
 
+def _put_rows(array: np.ndarray, rows: np.ndarray, values: np.ndarray) -> None:
+    """array[rows] = values for a C-contiguous 2-D array, each row copied as one record."""
+    width = array.shape[1] * array.itemsize
+    if width:
+        record = np.dtype((np.void, width))
+        array.view(record)[:, 0][rows] = np.ascontiguousarray(values, array.dtype).view(record)[:, 0]
+
+
 class VoxelMap:
     """At most `max_voxels` voxels of `voxel_size` metres; `classes` are the label ids' names."""
 
@@ -189,16 +197,19 @@ class VoxelMap:
         """Fuse one view's per-voxel sums into rows `rows`: `counts` points summing to
         `point_sums` and `normal_sums`, and their label `scores` (M x classes). Returns the
         rows' new mean points and summed normals (copies)."""
+        data = self.data  # np.take and row records: ~2x faster than [rows] on N x 3 and N x classes
         counts = counts.astype(np.float32)
-        total = self.data["count"][rows] + counts
-        point = self.data["point"][rows]
+        total = np.take(data["count"], rows) + counts
+        point = np.take(data["point"], rows, axis=0)
         point += (point_sums / counts[:, None] - point) * (counts / total)[:, None]  # a running mean
-        self.data["point"][rows] = point
-        normal = self.data["normal"][rows]
+        _put_rows(data["point"], rows, point)
+        normal = np.take(data["normal"], rows, axis=0)
         normal += normal_sums.astype(np.float32)
-        self.data["normal"][rows] = normal
-        self.data["scores"][rows] += scores.astype(np.float32)
-        self.data["count"][rows] = total
+        _put_rows(data["normal"], rows, normal)
+        fused = np.take(data["scores"], rows, axis=0)
+        fused += scores.astype(np.float32)
+        _put_rows(data["scores"], rows, fused)
+        data["count"][rows] = total
         return point, normal
 
     def labels(self) -> np.ndarray:
