@@ -169,14 +169,17 @@ class VoxelMap:
         new = new[:room]
         if new.size:
             self._grow(self.size + new.size)
+            fresh = keys[new]
             added = np.arange(self.size, self.size + new.size)
-            self.data["key"][added] = keys[new]
+            self.data["key"][self.size:self.size + new.size] = fresh
             rows[new] = added
             self.size += new.size
-            by_key = np.argsort(keys[new])  # np.insert keeps the given order of equal positions
-            at = np.searchsorted(self._recent, keys[new][by_key])
-            self._recent = np.insert(self._recent, at, keys[new][by_key])
-            self._recent_rows = np.insert(self._recent_rows, at, added[by_key])
+            if fresh.size > 1 and not (fresh[1:] >= fresh[:-1]).all():  # integrate's keys come sorted
+                by_key = np.argsort(fresh)  # np.insert keeps the given order of equal positions
+                fresh, added = fresh[by_key], added[by_key]
+            at = np.searchsorted(self._recent, fresh)
+            self._recent = np.insert(self._recent, at, fresh)
+            self._recent_rows = np.insert(self._recent_rows, at, added)
             if len(self._recent) > RECENT:
                 at = np.searchsorted(self._sorted, self._recent)  # both sorted: one O(N) merge
                 self._index(np.insert(self._sorted, at, self._recent), np.insert(self._order, at, self._recent_rows))
