@@ -68,7 +68,9 @@ def group_points(x: np.ndarray, y: np.ndarray, z: np.ndarray, size: float
     """
     n = len(x)
     scale = np.float32(1 / size)
-    cells = [np.floor(c * scale) for c in (x, y, z)]  # the same float32 arithmetic as voxel_keys
+    cells = [np.multiply(c, scale) for c in (x, y, z)]  # the same float32 arithmetic as voxel_keys
+    for c in cells:
+        np.floor(c, out=c)
     lo = [float(c.min(initial=np.inf)) for c in cells]
     hi = [float(c.max(initial=-np.inf)) for c in cells]
     index_bits = max(1, int(n).bit_length())
@@ -81,13 +83,13 @@ def group_points(x: np.ndarray, y: np.ndarray, z: np.ndarray, size: float
         else:
             order, unique, starts = group(keys)
         return order, unique, starts, in_range
-    cx, cy, cz = (np.subtract(c, np.float32(l)).astype(np.int64) for c, l in zip(cells, lo))
+    for c, l in zip(cells, lo):
+        c -= np.float32(l)  # exact: integers below 2^22
+    cx, cy, cz = (c.astype(np.int32) for c in cells)
     sy, sz = int(spans[1]), int(spans[2])
-    packed = cx * sy
-    packed += cy
-    packed *= sz
-    packed += cz
-    packed <<= index_bits
+    packed = np.multiply(cx, np.int64(sy * sz << index_bits))
+    packed += np.multiply(cy, np.int64(sz << index_bits))
+    packed += np.multiply(cz, np.int64(1 << index_bits))
     packed |= np.arange(n, dtype=np.int64)
     packed.sort()
     order = packed & ((1 << index_bits) - 1)
