@@ -235,6 +235,19 @@ def test_labels_fuse_to_the_majority_over_noisy_views_and_one_bad_view_does_not_
     assert (dmap.voxels.labels() == METAL).all()
 
 
+def test_labels_outside_the_class_list_count_as_points_but_not_as_votes(rng):
+    intr = wide_camera(120, 90, 60)
+    base = plane_cloud(intr, 1.0)
+    labels = np.where(rng.random(base.labels.shape) < 0.5, METAL, rng.choice([-1, len(CLASSES), 255], base.labels.shape))
+    weights = rng.random(base.labels.shape).astype(np.float32)
+    dmap = DoseMap(load_disinfection(), CLASSES, 0.05, 10_000)
+    report = dmap.integrate(CloudArrays(base.points, labels, weights), IDENTITY, 0.0)
+    scores = dmap.voxels.column("scores")
+    assert report.points == labels.size and dmap.voxels.column("count").sum() == labels.size
+    np.testing.assert_allclose(scores.sum(), weights[labels == METAL].sum(), rtol=1e-5)
+    assert (scores[:, np.arange(len(CLASSES)) != METAL] == 0).all()
+
+
 def test_coverage_areas_and_the_dwell_still_needed_at_this_pose():
     """A fronto-parallel wall, 1 m away: area = voxels x 25 cm^2; after dose the share is 1."""
     config = load_disinfection()
