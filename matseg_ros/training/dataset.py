@@ -47,9 +47,9 @@ class HRIM(Dataset):
         self.mask_tolerance = mask_tolerance
         self.ignore_class = ignore_class
         self.epoch = 0
+        colours = [(m.id, tuple(m.color)) for m in materials.materials]
         self.cache = None if cache_dir is None else DecodeCache(
-            cache_dir, cache_longest, cache_tag(mask_tolerance, ignore_class,
-                                                          [(m.id, tuple(m.color)) for m in materials.materials]))
+            cache_dir, cache_longest, cache_tag(mask_tolerance, ignore_class, colours))
         ids = read_split(self.root, split)
         if not ids:
             raise DatasetError(f"{self.root}: split {split!r} lists no images")

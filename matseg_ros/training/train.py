@@ -219,8 +219,9 @@ def train(cfg: dict[str, Any], args: argparse.Namespace, ckpt: dict[str, Any] | 
     except ScheduleError as exc:
         raise ConfigError(str(exc)) from None
     scaler = torch.amp.GradScaler(device.type, enabled=precision.dtype == torch.float16)
-    # Validation scores in fp32 on a CPU (bf16 would change the figures checkpoints are chosen by)
-    val_precision = precision if device.type == "cuda" else precisions.FP32
+    # Validation scores in fp32 on a CPU (bf16 would change the figures checkpoints are chosen
+    # by), in the model's memory format
+    val_precision = precision if device.type == "cuda" else precision._replace(dtype=None)
     mode, metric = parse_monitor(trainer["monitor"])
     if metric is not None and not val_loaders:
         log.warning("trainer.monitor %r needs validation (trainer.val is false): no best.pt",
