@@ -32,6 +32,18 @@ def _at_size(logits: torch.Tensor, size: torch.Size) -> torch.Tensor:
     return logits
 
 
+def training_loss(model: nn.Module, criterion: nn.Module, image: torch.Tensor, target: torch.Tensor,
+                  precision: Precision = FP32) -> torch.Tensor:
+    """The loss of one training forward pass in `precision` (main head, plus the auxiliary
+    head's at AUX_WEIGHT), logits at the target's size and in fp32 for the loss."""
+    with autocast(image.device, precision):
+        main, aux = _main_and_aux(model(image))
+        loss = criterion(_at_size(main, target.shape[-2:]).float(), target)
+        if aux is not None:
+            loss = loss + AUX_WEIGHT * criterion(_at_size(aux, target.shape[-2:]).float(), target)
+    return loss
+
+
 def train_one_epoch(model: nn.Module, criterion: nn.Module, optimizer: torch.optim.Optimizer,
                     scheduler: torch.optim.lr_scheduler.LRScheduler, scaler: torch.amp.GradScaler,
                     loader: torch.utils.data.DataLoader, device: torch.device, epoch: int,
@@ -51,11 +63,7 @@ def train_one_epoch(model: nn.Module, criterion: nn.Module, optimizer: torch.opt
     for i, (image, target, n_unknown, _) in enumerate(bar):
         image = to_memory_format(image.to(device, non_blocking=True), precision)
         target = target.to(device, non_blocking=True)
-        with autocast(device, precision):
-            main, aux = _main_and_aux(model(image))
-            loss = criterion(_at_size(main, target.shape[-2:]).float(), target)
-            if aux is not None:
-                loss = loss + AUX_WEIGHT * criterion(_at_size(aux, target.shape[-2:]).float(), target)
+        loss = training_loss(model, criterion, image, target, precision)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"epoch {epoch}, iteration {i}: loss is {loss.item()}; "
                                      "lower optimizer.args.lr or check the data")

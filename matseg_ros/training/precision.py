@@ -66,23 +66,18 @@ def to_memory_format(tensor: torch.Tensor, precision: Precision) -> torch.Tensor
 
 def step_seconds(model: nn.Module, criterion: Callable, batch: tuple[torch.Tensor, torch.Tensor],
                  precision: Precision, steps: int = TRIAL_STEPS) -> float:
-    """Median seconds of forward + loss + backward on `batch` (a copy of the model, so
-    the run's weights and BatchNorm statistics are untouched)."""
+    """Median seconds of the training step's forward + loss + backward on `batch` (a copy
+    of the model, so the run's weights and BatchNorm statistics are untouched)."""
+    from .loop import training_loss  # loop imports this module
+
     trial = copy.deepcopy(model).train()
     if precision.channels_last:
         trial = trial.to(memory_format=torch.channels_last)
     image, target = to_memory_format(batch[0], precision), batch[1]
-    device = image.device
     times = []
     for i in range(steps + 1):
         start = time.perf_counter()
-        with autocast(device, precision):
-            out = trial(image)
-            out = out[0] if isinstance(out, (tuple, list)) else out
-            if out.shape[-2:] != target.shape[-2:]:
-                out = nn.functional.interpolate(out, size=target.shape[-2:], mode="bilinear",
-                                                align_corners=False)
-            loss = criterion(out.float(), target)
+        loss = training_loss(trial, criterion, image, target, precision)
         loss.backward()
         trial.zero_grad(set_to_none=True)
         if i:  # the first step warms up oneDNN's kernels
